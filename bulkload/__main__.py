@@ -1,0 +1,3 @@
+from bulkload.cli import main
+
+main()

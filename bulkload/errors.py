@@ -1,0 +1,93 @@
+"""The exception tree of bulkload, and the exit code each branch maps to.
+
+Failed rows are data (rows in the journal), never exceptions. Exceptions are
+control flow: they stop a job, and the CLI turns them into an exit code in one
+place.
+
+    BulkloadError
+    ├── InputError            exit 2: unusable file, flags or job; nothing was sent
+    │   ├── SourceError       the source file cannot be used (empty, not UTF-8, ...)
+    │   ├── MappingError      a column or mapping that cannot work
+    │   ├── SourceChanged     resume found a different file than the job's
+    │   └── JobNotFound       no journal for that job id
+    ├── StopResumable         exit 75: the job is paused and `resume` continues it
+    │   ├── Interrupted       Ctrl-C / SIGTERM
+    │   ├── QuotaExhausted    HubSpot's daily limit or --daily-budget spent
+    │   └── ApiUnavailable    transient failures outlasted the retry budget
+    ├── AuthError             exit 77: 401 / 403; the job is paused, not failed
+    └── HubSpotError          protocol-level problems (see bulkload.hubspot.errors)
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+EXIT_OK = 0
+EXIT_ROWS_FAILED = 1
+EXIT_INPUT = 2
+EXIT_RESUMABLE = 75
+EXIT_AUTH = 77
+
+
+class BulkloadError(Exception):
+    """Root of every error bulkload raises on purpose."""
+
+    exit_code = EXIT_INPUT
+
+
+class InputError(BulkloadError):
+    """The input cannot be used; nothing was sent."""
+
+    exit_code = EXIT_INPUT
+
+
+class SourceError(InputError):
+    """The source file cannot be used at all."""
+
+
+class MappingError(InputError):
+    """The column mapping cannot work (unknown column, unknown property, ...)."""
+
+
+class SourceChanged(InputError):
+    """`resume` found a source file that differs from the one the job was started on."""
+
+
+class JobNotFound(InputError):
+    """No journal exists for the requested job id."""
+
+
+class StopResumable(BulkloadError):
+    """The job stopped early and is resumable."""
+
+    exit_code = EXIT_RESUMABLE
+
+    def __init__(self, message: str, *, resume_after: datetime | None = None) -> None:
+        super().__init__(message)
+        self.resume_after = resume_after
+
+
+class Interrupted(StopResumable):
+    """SIGINT or SIGTERM asked the job to stop."""
+
+
+class QuotaExhausted(StopResumable):
+    """HubSpot's daily limit, or this job's --daily-budget, is spent."""
+
+
+class ApiUnavailable(StopResumable):
+    """HubSpot kept failing transiently for longer than the retry budget allows."""
+
+
+class AuthError(BulkloadError):
+    """HubSpot refused the token (401) or it lacks scopes (403)."""
+
+    exit_code = EXIT_AUTH
+
+    def __init__(self, message: str, *, status: int) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class HubSpotError(BulkloadError):
+    """HubSpot answered in a way the protocol does not allow for."""
