@@ -1,0 +1,211 @@
+"""Mapped rows -> upsert batches of at most `batch_size` inputs.
+
+Chunking is deterministic: the same file and config give the same batch N on
+every run, so a resume can skip the batches the journal has done and re-send
+the ones it claimed but never recorded. Every source row lands in exactly one
+batch's row range (`first_row..last_row`), whether it is sent, failed locally
+(malformed, no id, unreadable datetime) or superseded by a later row with the
+same id. No batch holds two inputs with the same id: superseded rows (decided
+once, by the scan) are never sent, so every id is sent at most once per job.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from bulkload.hubspot.types import UpsertInput
+from bulkload.mapping import LocalFailure, MappedChunk, row_data
+from bulkload.taxonomy import ErrorType
+
+
+@dataclass(frozen=True)
+class KnownBatch:
+    """A batch the journal already has: its boundaries are reused as they are."""
+
+    batch_no: int
+    first_row: int
+    last_row: int
+    done: bool
+
+
+@dataclass(frozen=True)
+class SupersededRef:
+    row_number: int
+    id_value: str
+    superseded_by: int
+
+
+@dataclass
+class RowFailure:
+    row_number: int
+    line_number: int | None
+    id_value: str | None
+    failure: LocalFailure
+    row_data: dict[str, Any]
+
+
+@dataclass
+class RowSuperseded:
+    row_number: int
+    line_number: int | None
+    id_value: str
+    superseded_by: int
+    row_data: dict[str, Any]
+
+
+@dataclass
+class PlannedBatch:
+    batch_no: int
+    first_row: int
+    last_row: int = 0
+    inputs: list[UpsertInput] = field(default_factory=list)
+    input_lines: list[int | None] = field(default_factory=list)  # aligned with inputs
+    failures: list[RowFailure] = field(default_factory=list)
+    superseded: list[RowSuperseded] = field(default_factory=list)
+    fixed: bool = False  # boundaries come from the journal
+    done: bool = False  # the journal has its outcome: skip it
+    # trace id -> (chunk table, row index): source data is built only for rows that fail.
+    _sources: dict[str, tuple[Any, int]] = field(default_factory=dict, repr=False)
+
+    @property
+    def n_rows(self) -> int:
+        return self.last_row - self.first_row + 1
+
+    def row_data_for(self, trace_id: str) -> dict[str, Any]:
+        ref = self._sources.get(trace_id)
+        return row_data(ref[0], ref[1]) if ref is not None else {}
+
+    def line_for(self, trace_id: str) -> int | None:
+        for inp, line in zip(self.inputs, self.input_lines, strict=True):
+            if inp["objectWriteTraceId"] == trace_id:
+                return line
+        return None
+
+
+def trace_id_for(row_number: int) -> str:
+    """objectWriteTraceId: unique per input, and maps straight back to the source row."""
+    return str(row_number)
+
+
+class Chunker:
+    """Feeds mapped chunks in file order, yields batches as they fill."""
+
+    def __init__(
+        self,
+        *,
+        batch_size: int,
+        id_property: str,
+        next_batch_no: int = 1,
+        known: Sequence[KnownBatch] = (),
+        superseded: Iterable[SupersededRef] = (),
+    ) -> None:
+        self.batch_size = batch_size
+        self.id_property = id_property
+        self.next_batch_no = next_batch_no
+        self._known = deque(sorted(known, key=lambda k: k.batch_no))
+        self._superseded = iter(superseded)
+        self._next_sup: SupersededRef | None = next(self._superseded, None)
+        self._cur: PlannedBatch | None = None
+        self._last_row = 0
+
+    def _is_superseded(self, row_number: int) -> SupersededRef | None:
+        # Both sequences ascend, so one forward cursor suffices: bounded memory.
+        while self._next_sup is not None and self._next_sup.row_number < row_number:
+            self._next_sup = next(self._superseded, None)
+        if self._next_sup is not None and self._next_sup.row_number == row_number:
+            return self._next_sup
+        return None
+
+    def _batch_for(self, row_number: int) -> Iterator[PlannedBatch]:
+        """Close batches that end before this row; open the one it belongs to."""
+        while True:
+            cur = self._cur
+            if cur is not None and cur.fixed and row_number > cur.last_row:
+                self._cur = None
+                if not cur.done:
+                    yield cur
+                continue
+            if cur is None:
+                if self._known:
+                    kb = self._known.popleft()
+                    self._cur = PlannedBatch(
+                        kb.batch_no, kb.first_row, kb.last_row, fixed=True, done=kb.done
+                    )
+                    self.next_batch_no = max(self.next_batch_no, kb.batch_no + 1)
+                    continue
+                self._cur = PlannedBatch(self.next_batch_no, row_number)
+                self.next_batch_no += 1
+            return
+
+    def feed(self, mapped: MappedChunk) -> Iterator[PlannedBatch]:
+        chunk = mapped.chunk
+        malformed = deque(chunk.malformed)
+        for i, row_number in enumerate(mapped.row_numbers):
+            while malformed and malformed[0].row_number < row_number:
+                m = malformed.popleft()
+                yield from self._add_failure(
+                    m.row_number, m.line_number, None,
+                    LocalFailure(ErrorType.MALFORMED_ROW, m.message, None, m.text[:1000]),
+                    {"_raw": m.text},
+                )
+            line = mapped.line_numbers[i]
+            id_value = mapped.ids[i]
+            sup = self._is_superseded(row_number)
+            if sup is not None:
+                yield from self._batch_for(row_number)
+                assert self._cur is not None
+                self._cur.superseded.append(
+                    RowSuperseded(row_number, line, sup.id_value, sup.superseded_by, row_data(chunk.table, i))
+                )
+                yield from self._after_row(row_number)
+                continue
+            failure = mapped.failures.get(i)
+            if failure is not None:
+                yield from self._add_failure(row_number, line, id_value, failure, row_data(chunk.table, i))
+                continue
+            props = mapped.properties[i]
+            assert props is not None and id_value is not None
+            yield from self._batch_for(row_number)
+            cur = self._cur
+            assert cur is not None
+            trace = trace_id_for(row_number)
+            cur.inputs.append(
+                {"idProperty": self.id_property, "id": id_value, "properties": props, "objectWriteTraceId": trace}
+            )
+            cur.input_lines.append(line)
+            cur._sources[trace] = (chunk.table, i)
+            yield from self._after_row(row_number)
+        for m in malformed:  # trailing malformed rows of this chunk
+            yield from self._add_failure(
+                m.row_number, m.line_number, None,
+                LocalFailure(ErrorType.MALFORMED_ROW, m.message, None, m.text[:1000]),
+                {"_raw": m.text},
+            )
+
+    def _add_failure(
+        self, row_number: int, line: int | None, id_value: str | None, failure: LocalFailure, data: dict[str, Any]
+    ) -> Iterator[PlannedBatch]:
+        yield from self._batch_for(row_number)
+        assert self._cur is not None
+        self._cur.failures.append(RowFailure(row_number, line, id_value, failure, data))
+        yield from self._after_row(row_number)
+
+    def _after_row(self, row_number: int) -> Iterator[PlannedBatch]:
+        self._last_row = row_number
+        cur = self._cur
+        assert cur is not None
+        if not cur.fixed and len(cur.inputs) >= self.batch_size:
+            cur.last_row = row_number
+            self._cur = None
+            yield cur
+
+    def finish(self) -> Iterator[PlannedBatch]:
+        cur, self._cur = self._cur, None
+        if cur is not None:
+            if not cur.fixed:
+                cur.last_row = self._last_row
+            if not cur.done:
+                yield cur

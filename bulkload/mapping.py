@@ -1,0 +1,347 @@
+"""Columns -> HubSpot properties: which column feeds which property, and the
+value conversions HubSpot needs (and nothing more).
+
+DESIGN.md section 3: CSV cells are text and are sent as written (never
+type-guessed); datetime values become ISO-8601 UTC with at most millisecond
+precision; typed Parquet columns become HubSpot's strings; an empty cell or a
+null leaves the property out of that input. Local checks fail a row only where
+HubSpot certainly would (an id-less row, a datetime no parser can read, a value
+over HubSpot's 65,536-character cap), so no quota is spent on them.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from bulkload.errors import MappingError, SourceError
+from bulkload.source import SourceChunk
+from bulkload.taxonomy import ErrorType
+
+MAX_VALUE_LENGTH = 65_536
+DATETIME_TYPES = frozenset({"datetime"})
+
+# Already what HubSpot emits: sent through untouched, skipping the Python parser.
+_CANONICAL_DATETIME = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,3})?Z$"
+_EPOCH_MS = re.compile(r"-?\d{1,15}")
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+@dataclass(frozen=True)
+class PropertyInfo:
+    name: str
+    type: str  # HubSpot's: string, number, datetime, date, enumeration, bool, phone_number
+    has_unique_value: bool = False
+    options: frozenset[str] | None = None
+
+
+# Used when the properties API cannot be read (no schema scope): enough to know
+# which values are datetimes. HubSpot's own answer replaces it when available.
+FALLBACK_TYPES: dict[str, str] = {
+    "hs_timestamp": "datetime",
+    "hs_createdate": "datetime",
+    "hs_lastmodifieddate": "datetime",
+    "hs_call_duration": "number",
+}
+
+
+@dataclass(frozen=True)
+class Schema:
+    properties: dict[str, PropertyInfo]
+    from_api: bool = True
+
+    @classmethod
+    def from_api_properties(cls, items: Iterable[Mapping[str, Any]]) -> Schema:
+        props: dict[str, PropertyInfo] = {}
+        for p in items:
+            name = str(p.get("name", ""))
+            if not name:
+                continue
+            options = p.get("options")
+            props[name] = PropertyInfo(
+                name=name,
+                type=str(p.get("type", "string")),
+                has_unique_value=bool(p.get("hasUniqueValue", False)),
+                options=frozenset(str(o.get("value")) for o in options)
+                if isinstance(options, list) and options
+                else None,
+            )
+        return cls(props)
+
+    @classmethod
+    def fallback(cls) -> Schema:
+        return cls({n: PropertyInfo(n, t) for n, t in FALLBACK_TYPES.items()}, from_api=False)
+
+    def type_of(self, name: str) -> str:
+        info = self.properties.get(name)
+        if info is not None:
+            return info.type
+        return FALLBACK_TYPES.get(name, "string")
+
+    def types(self) -> dict[str, str]:
+        out = dict(FALLBACK_TYPES)
+        out.update({n: p.type for n, p in self.properties.items()})
+        return out
+
+
+@dataclass(frozen=True)
+class ColumnMap:
+    """Which source column feeds which property; `id_column` supplies the id."""
+
+    pairs: tuple[tuple[str, str], ...]  # (source column, property), file order
+    id_column: str
+    id_property: str
+
+    @property
+    def property_pairs(self) -> tuple[tuple[str, str], ...]:
+        """The pairs sent in `properties` (the id travels in `id`, not twice)."""
+        return tuple((c, p) for c, p in self.pairs if c != self.id_column)
+
+    def check_against(self, schema: Schema) -> None:
+        """Refuse mapped properties HubSpot does not have: a typo would fail every row."""
+        if not schema.from_api:
+            return
+        unknown = [f"{c} -> {p}" if c != p else c for c, p in self.pairs if p not in schema.properties]
+        if unknown:
+            raise MappingError(
+                f"no such {len(unknown) > 1 and 'properties' or 'property'} on the object: "
+                f"{', '.join(unknown)}. Map with --column SRC=PROP, or drop with --column SRC="
+            )
+
+
+def resolve_columns(
+    source_columns: Sequence[str], id_property: str, overrides: Mapping[str, str]
+) -> ColumnMap:
+    """Same-named properties by default; overrides rename (`SRC=PROP`) or drop (`SRC=`)."""
+    missing = [c for c in overrides if c not in source_columns]
+    if missing:
+        raise MappingError(
+            f"unknown column{'s' if len(missing) > 1 else ''} in mapping: {', '.join(missing)} "
+            f"(the file has: {', '.join(source_columns)})"
+        )
+    pairs: list[tuple[str, str]] = []
+    for col in source_columns:
+        prop = overrides.get(col, col)
+        if prop:
+            pairs.append((col, prop))
+    targets = [p for _, p in pairs]
+    dupes = sorted({p for p in targets if targets.count(p) > 1})
+    if dupes:
+        raise MappingError(f"several columns map to the same property: {', '.join(dupes)}")
+    id_cols = [c for c, p in pairs if p == id_property]
+    if not id_cols:
+        raise SourceError(
+            f"no id column: no column maps to the id property {id_property!r} "
+            f"(use --column SRC={id_property})"
+        )
+    return ColumnMap(tuple(pairs), id_cols[0], id_property)
+
+
+@dataclass
+class LocalFailure:
+    error_type: ErrorType
+    message: str
+    property_name: str | None = None
+    invalid_value: str | None = None
+
+
+@dataclass
+class MappedChunk:
+    """One source chunk, mapped: for each table row its id, properties or local failure."""
+
+    chunk: SourceChunk
+    row_numbers: list[int]
+    line_numbers: list[int | None]
+    ids: list[str | None]
+    properties: list[dict[str, str] | None]  # None where the row failed locally
+    failures: dict[int, LocalFailure] = field(default_factory=dict)  # table index -> failure
+
+
+def format_utc(dt: datetime) -> str:
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=UTC)  # a naive timestamp is taken as UTC (documented)
+    dt = dt.astimezone(UTC)
+    return f"{dt:%Y-%m-%dT%H:%M:%S}.{dt.microsecond // 1000:03d}Z"
+
+
+def normalize_datetime(text: str) -> str | None:
+    """Epoch ms or ISO-8601 (with or without offset) -> ISO-8601 UTC, ms precision; None if unreadable."""
+    s = text.strip()
+    if _EPOCH_MS.fullmatch(s):
+        try:
+            return format_utc(_EPOCH + timedelta(milliseconds=int(s)))
+        except OverflowError:
+            return None
+    try:
+        return format_utc(datetime.fromisoformat(s))
+    except ValueError:
+        return None
+
+
+def _datetime_strings(arr: pa.Array) -> tuple[list[str | None], dict[int, str]]:
+    """Converted values and {index: original} for the values no parser can read."""
+    values: list[str | None] = arr.to_pylist()
+    canonical = pc.match_substring_regex(arr, _CANONICAL_DATETIME).to_pylist()
+    bad: dict[int, str] = {}
+    for i, (v, ok) in enumerate(zip(values, canonical, strict=True)):
+        if ok or not v:
+            continue
+        converted = normalize_datetime(v)
+        if converted is None:
+            bad[i] = v
+        values[i] = converted
+    return values, bad
+
+
+def _typed_to_strings(arr: pa.Array, prop_type: str) -> pa.Array:
+    """A typed (Parquet) column as the strings HubSpot expects."""
+    t = arr.type
+    if pa.types.is_dictionary(t):
+        arr = arr.dictionary_decode()
+        t = arr.type
+    if pa.types.is_string(t) or pa.types.is_large_string(t):
+        return arr
+    if pa.types.is_timestamp(t):
+        if t.tz is None:
+            arr = pc.assume_timezone(arr, "UTC")  # naive timestamps are taken as UTC
+        ms = pc.cast(arr, pa.timestamp("ms", tz="UTC"), safe=False)
+        # Arrow prints "2024-05-01 10:00:00.000Z"; HubSpot wants the "T".
+        return pc.replace_substring(pc.cast(ms, pa.string()), " ", "T", max_replacements=1)
+    if pa.types.is_date(t):
+        as_text = pc.cast(arr, pa.string())
+        if prop_type in DATETIME_TYPES:
+            return pc.binary_join_element_wise(as_text, pa.scalar("T00:00:00.000Z"), "")
+        return as_text
+    if (
+        pa.types.is_integer(t)
+        or pa.types.is_floating(t)
+        or pa.types.is_boolean(t)  # Arrow casts to "true"/"false", as HubSpot wants
+        or pa.types.is_decimal(t)
+    ):
+        # Arrow prints integral floats without ".0" (120000.0 -> "120000").
+        return pc.cast(arr, pa.string())
+    raise MappingError(f"column type {t} cannot be sent as a HubSpot property value")
+
+
+def check_column_types(schema: pa.Schema, column_map: ColumnMap) -> None:
+    """Refuse up front a Parquet column whose type has no HubSpot string form."""
+    for col, _ in column_map.pairs:
+        t = schema.field(col).type
+        if pa.types.is_dictionary(t):
+            t = t.value_type
+        ok = (
+            pa.types.is_string(t)
+            or pa.types.is_large_string(t)
+            or pa.types.is_timestamp(t)
+            or pa.types.is_date(t)
+            or pa.types.is_integer(t)
+            or pa.types.is_floating(t)
+            or pa.types.is_boolean(t)
+            or pa.types.is_decimal(t)
+            or pa.types.is_null(t)
+        )
+        if not ok:
+            raise MappingError(f"column {col!r} has type {t}, which cannot be sent as a property value")
+
+
+def _column_values(
+    arr: pa.Array, prop: str, prop_type: str
+) -> tuple[list[str | None], dict[int, str]]:
+    if pa.types.is_null(arr.type):
+        return [None] * len(arr), {}
+    arr = _typed_to_strings(arr, prop_type)
+    if prop_type in DATETIME_TYPES:
+        return _datetime_strings(arr)
+    return arr.to_pylist(), {}
+
+
+def map_chunk(chunk: SourceChunk, column_map: ColumnMap, schema: Schema) -> MappedChunk:
+    """Map every row of a chunk; rows that cannot be sent get a LocalFailure."""
+    table = chunk.table
+    n = table.num_rows
+    ids_arr = table.column(column_map.id_column)
+    if not (pa.types.is_string(ids_arr.type) or pa.types.is_large_string(ids_arr.type)):
+        ids_arr = _typed_to_strings(ids_arr, "string") if not pa.types.is_null(ids_arr.type) else ids_arr
+    ids: list[str | None] = ids_arr.to_pylist() if not pa.types.is_null(ids_arr.type) else [None] * n
+    failures: dict[int, LocalFailure] = {}
+
+    names: list[str] = []
+    columns: list[list[str | None]] = []
+    for col, prop in column_map.property_pairs:
+        prop_type = schema.type_of(prop)
+        values, bad = _column_values(table.column(col), prop, prop_type)
+        for i, original in bad.items():
+            failures.setdefault(
+                i,
+                LocalFailure(
+                    ErrorType.INVALID_TIMESTAMP,
+                    f"{original} was not a valid datetime for {prop}: use epoch milliseconds or ISO-8601",
+                    prop,
+                    original,
+                ),
+            )
+        if prop_type not in DATETIME_TYPES and not pa.types.is_null(table.column(col).type):
+            lengths = pc.utf8_length(pa.array(values, pa.string()))
+            too_long = pc.greater(lengths, MAX_VALUE_LENGTH)
+            if pc.any(too_long).as_py():
+                for i in pc.indices_nonzero(too_long).to_pylist():
+                    v = values[i] or ""
+                    failures.setdefault(
+                        i,
+                        LocalFailure(
+                            ErrorType.VALUE_TOO_LONG,
+                            f"{prop} is {len(v):,} characters long; HubSpot's limit is {MAX_VALUE_LENGTH:,}",
+                            prop,
+                            v[:200],
+                        ),
+                    )
+        names.append(prop)
+        columns.append(values)
+
+    for i, id_value in enumerate(ids):
+        if not id_value or not id_value.strip():
+            failures[i] = LocalFailure(
+                ErrorType.MISSING_ID_VALUE,
+                f"the id column {column_map.id_column!r} is empty",
+                column_map.id_property,
+                id_value or "",
+            )
+
+    properties: list[dict[str, str] | None] = []
+    append = properties.append
+    for i, row in enumerate(zip(*columns, strict=True) if columns else ([()] * n)):
+        if i in failures:
+            append(None)
+        else:
+            # Empty or null: the property is left out of this input.
+            append({k: v for k, v in zip(names, row, strict=True) if v})
+    line_numbers: list[int | None] = (
+        chunk.line_numbers.to_pylist() if chunk.line_numbers is not None else [None] * n
+    )
+    return MappedChunk(
+        chunk=chunk,
+        row_numbers=chunk.row_numbers.to_pylist(),
+        line_numbers=line_numbers,
+        ids=ids,
+        properties=properties,
+        failures=failures,
+    )
+
+
+def row_data(table: pa.RecordBatch | pa.Table, index: int) -> dict[str, Any]:
+    """The original source values of one row, JSON-ready, for the failed-rows report."""
+    out: dict[str, Any] = {}
+    for name, col in zip(table.schema.names, table.columns, strict=True):
+        v = col[index].as_py()
+        if isinstance(v, datetime):
+            v = format_utc(v)
+        elif v is not None and not isinstance(v, str | int | float | bool):
+            v = str(v)
+        out[name] = v
+    return out
