@@ -17,6 +17,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import pyarrow.parquet as pq
+
 from bulkload.config import Connection, JobConfig, Tuning
 from bulkload.errors import (
     EXIT_OK,
@@ -27,7 +29,7 @@ from bulkload.errors import (
     SourceChanged,
     StopResumable,
 )
-from bulkload.journal import JOURNAL_SUFFIX, Journal, JobState, journal_path
+from bulkload.journal import JOURNAL_SUFFIX, JobState, Journal, journal_path
 from bulkload.mapping import ColumnMap, Schema, check_column_types, resolve_columns
 from bulkload.pipeline import (
     Runtime,
@@ -79,7 +81,7 @@ def job_lock(path: Path) -> Iterator[None]:
 def _column_map(source: Source, config: JobConfig) -> ColumnMap:
     column_map = resolve_columns(source.columns, config.id_property, config.columns)
     if source.format == "parquet":
-        check_column_types(source.schema, column_map)
+        check_column_types(pq.read_schema(source.path), column_map)
     return column_map
 
 
@@ -198,7 +200,7 @@ def open_journal(job_dir: Path, job_id: str, rt: Runtime | None = None) -> Journ
 def check_source(journal: Journal) -> tuple[Source, JobConfig]:
     """The job's source, refused (exit 2) if it is not the file the job was started on."""
     job = journal.job()
-    config = JobConfig.from_dict(job.config)
+    JobConfig.from_dict(job.config)
     path = Path(job.source_path)
     if not path.exists():
         raise SourceChanged(f"the job's source {path} no longer exists")
@@ -361,4 +363,27 @@ def list_jobs(*, job_dir: Path) -> list[dict[str, Any]]:
     return out
 
 
-__all__ = ["JobNotFound", "RunResult", "list_jobs", "load", "resume", "status"]
+def retry(
+    job_id: str,
+    conn: Connection,
+    *,
+    job_dir: Path,
+    error_types: list[str] | tuple[str, ...] = (),
+    corrected: Path | None = None,
+    tuning: Tuning | None = None,
+    runtime: Runtime | None = None,
+) -> tuple[Any, dict[str, Any]]:
+    """Re-send a job's failed rows; returns (RetryStats, the job's status afterwards)."""
+    from bulkload.retry import retry_job
+
+    journal = open_journal(job_dir, job_id, runtime)
+    try:
+        with job_lock(journal.path):
+            stats = retry_job(journal, conn, error_types=error_types, corrected=corrected, tuning=tuning,
+                              runtime=runtime)
+        return stats, status_of(journal)
+    finally:
+        journal.close()
+
+
+__all__ = ["JobNotFound", "RunResult", "list_jobs", "load", "resume", "retry", "status"]

@@ -295,6 +295,102 @@ def jobs(job_dir: Path | None, as_json: bool) -> None:
 
 
 @cli.command()
+@click.argument("job_id")
+@JOB_DIR
+@click.option("--error-type", "error_types", multiple=True, metavar="TYPE",
+              help="Retry only rows with this errorType (repeatable; comma-separated lists work too).")
+@click.option("--from", "corrected", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              metavar="CORRECTED_FILE",
+              help="Take the rows from a corrected CSV/Parquet file (e.g. the report's CSV, edited), "
+                   "matched by id value, instead of the journal's copy.")
+@tuning_options
+def retry(job_id: str, job_dir: Path | None, error_types: tuple[str, ...], corrected: Path | None,
+          concurrency: int, rate: str | None, daily_budget: int | None, timeout: float, max_attempts: int,
+          base_url: str | None, token_file: Path | None, as_json: bool, no_progress: bool) -> None:
+    """Re-send JOB_ID's failed rows in batches of up to 100.
+
+    A success marks the row's error resolved; a new failure replaces it.
+
+    \b
+    Example: fix the report's CSV in a spreadsheet, then
+      bulkload retry JOB_ID --from jobs/JOB_ID.failed-rows.csv
+    """
+    types = [t for group in error_types for t in group.split(",") if t.strip()]
+    try:
+        tuning = _tuning(concurrency, rate, daily_budget, timeout, max_attempts)
+        conn = resolve_connection(base_url, token_file)
+    except BulkloadError as e:
+        fail(e)
+    rt = Runtime(progress=TqdmProgress(not no_progress and sys.stderr.isatty(), "retry"))
+    try:
+        with graceful_signals(rt.stop, job_id):
+            stats, st = api.retry(job_id, conn, job_dir=_job_dir(job_dir), error_types=types,
+                                  corrected=corrected, tuning=tuning, runtime=rt)
+    except BulkloadError as e:
+        fail(e, job_id)
+    code = 0 if st["rows"]["failed"] == 0 and st["rows"]["pending"] == 0 else 1
+    if as_json:
+        click.echo(json.dumps({"job_id": job_id, "retry": stats.__dict__, "rows": st["rows"], "exit_code": code}))
+    else:
+        click.echo(
+            f"Retried {stats.matched:,} of {stats.selected:,} failed rows"
+            + (f" ({stats.skipped:,} skipped: no id, or not in {corrected.name})" if corrected and stats.skipped
+               else f" ({stats.skipped:,} skipped: no id or no data)" if stats.skipped else "")
+            + f": {stats.resolved:,} resolved ({stats.created:,} created, {stats.updated:,} updated), "
+            f"{stats.failed:,} still failing."
+        )
+        if stats.by_error:
+            click.echo("  still failing: " + ", ".join(f"{t} {n:,}" for t, n in sorted(stats.by_error.items())))
+        click.echo(f"  job: {st['rows']['failed']:,} failed rows remain · bulkload report {job_id}")
+    sys.exit(code)
+
+
+@cli.command()
+@click.argument("job_id")
+@JOB_DIR
+@click.option("--format", "fmt", type=click.Choice(["csv", "jsonl", "parquet"]), default="csv", show_default=True,
+              help="csv is a corrected-file template: source columns first, then bulkload_ error columns.")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Where to write (default: beside the journal, JOB_ID.failed-rows.EXT).")
+@click.option("--error-type", "error_types", multiple=True, metavar="TYPE", help="Only these errorTypes (repeatable).")
+@click.option("--include-resolved", is_flag=True, help="Also rows a later retry resolved.")
+@click.option("--limit", type=click.IntRange(min=1), default=None, help="At most N rows (a page).")
+@click.option("--after", default=None, metavar="CURSOR", help="Start after this cursor (from the previous page).")
+@click.option("--summary", "show_summary", is_flag=True,
+              help="Print one card per error category (counts, top errors, how to fix) instead of writing a file.")
+def report(job_id: str, job_dir: Path | None, fmt: str, output: Path | None, error_types: tuple[str, ...],
+           include_resolved: bool, limit: int | None, after: str | None, show_summary: bool) -> None:
+    """Export JOB_ID's failed rows (most recent error per row) with their source data.
+
+    \b
+    Fields: errorType, category, errorMessage, propertyName, invalidValue, idPropertyValue,
+    resolved, attempts, sourceData.rowNumber / lineNumber / rowData. Files are mode 0600.
+    """
+    from bulkload import report as reporting
+
+    types = [t for group in error_types for t in group.split(",") if t.strip()]
+    try:
+        journal = api.open_journal(_job_dir(job_dir), job_id)
+    except BulkloadError as e:
+        fail(e)
+    try:
+        if show_summary:
+            cards, superseded = reporting.summary(journal)
+            click.echo(reporting.render_summary(cards, superseded))
+            return
+        written = reporting.write_report(journal, fmt, output, error_types=types,  # type: ignore[arg-type]
+                                         include_resolved=include_resolved, limit=limit, after=after)
+    except BulkloadError as e:
+        fail(e)
+    finally:
+        journal.close()
+    line = reporting.describe_written(written, filtered=bool(types) or include_resolved)
+    if written.next_cursor and limit:
+        line = line.replace(f"--after {written.next_cursor}", f"--after {written.next_cursor} --limit {limit}")
+    click.echo(line)
+
+
+@cli.command()
 @click.option("--keep-running", is_flag=True, help="Leave the sandbox running after the demo (Ctrl-C to stop).")
 @JOB_DIR
 def demo(keep_running: bool, job_dir: Path | None) -> None:

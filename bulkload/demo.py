@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -41,8 +42,6 @@ def run_demo(job_dir: Path, *, keep_running: bool, echo: Callable[[str], None]) 
             pass
         if keep_running:
             echo(f"\nsandbox still running on {sandbox.base_url} (Ctrl-C to stop)")
-            try:
+            with contextlib.suppress(KeyboardInterrupt):
                 threading.Event().wait()
-            except KeyboardInterrupt:
-                pass
     return EXIT_OK

@@ -10,6 +10,8 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+import pyarrow.parquet as pq
+
 from bulkload.config import JobConfig
 from bulkload.journal import Journal
 from bulkload.mapping import Schema, check_column_types, resolve_columns
@@ -21,7 +23,7 @@ def dry_run(config: JobConfig) -> dict[str, Any]:
     source = open_source(config.source, config.source_format)
     column_map = resolve_columns(source.columns, config.id_property, config.columns)
     if source.format == "parquet":
-        check_column_types(source.schema, column_map)
+        check_column_types(pq.read_schema(source.path), column_map)
     with tempfile.TemporaryDirectory(prefix="bulkload-dry-") as tmp:
         journal = Journal.create(Path(tmp) / "dry.journal.sqlite")
         try:

@@ -295,7 +295,7 @@ class Journal:
     ) -> None:
         ts = now_iso()
         with self.db.atomic():
-            self.db["job"].insert(
+            self.db.table("job").insert(
                 {
                     "id": 1,
                     "job_id": job_id,

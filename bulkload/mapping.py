@@ -110,7 +110,7 @@ class ColumnMap:
         unknown = [f"{c} -> {p}" if c != p else c for c, p in self.pairs if p not in schema.properties]
         if unknown:
             raise MappingError(
-                f"no such {len(unknown) > 1 and 'properties' or 'property'} on the object: "
+                f"no such {(len(unknown) > 1 and 'properties') or 'property'} on the object: "
                 f"{', '.join(unknown)}. Map with --column SRC=PROP, or drop with --column SRC="
             )
 

@@ -34,10 +34,11 @@ from bulkload.errors import (
     SourceError,
     StopResumable,
 )
-from bulkload.hubspot.client import HubSpotClient, RateLimited, TransientError
+from bulkload.hubspot.client import HubSpotClient
 from bulkload.hubspot.errors import InputFailure
+from bulkload.hubspot.exceptions import RateLimited, TransientError
 from bulkload.hubspot.ratelimit import RateLimiter
-from bulkload.journal import BatchResult, ErrorRecord, Journal, JobState
+from bulkload.journal import BatchResult, ErrorRecord, JobState, Journal
 from bulkload.mapping import ColumnMap, Schema, _typed_to_strings, map_chunk
 from bulkload.sender import BatchOutcome, RetryPolicy, Sender
 from bulkload.source import Source, SourceChunk

@@ -59,7 +59,18 @@ def render_status(job_id: str, job_dir: Path) -> str:
         + f" · {_n(usage['rate_limited_total'])} answered 429 · {_n(usage['retries_total'])} retries",
         f"  updated   {st['updated_at']}",
     ]
+    from bulkload.report import render_summary as render_cards
+    from bulkload.report import summary
+
+    journal = api.open_journal(job_dir, job_id)
+    try:
+        cards, superseded = summary(journal)
+    finally:
+        journal.close()
+    lines.append("")
+    lines.append(render_cards(cards, superseded))
     if st["state"] == JobState.PAUSED.value:
+        lines.append("")
         lines.append(f"  paused    {st.get('paused_reason') or ''}")
         if st.get("resume_after"):
             lines.append(f"  continue  after {st['resume_after']}")

@@ -1,0 +1,23 @@
+"""A local HubSpot-compatible server for calls batch upserts: the project's test bed.
+
+It imports nothing from the rest of bulkload: it is the oracle the loader is
+tested against, and shared code would hide protocol bugs on both sides.
+
+    from bulkload.sandbox import SandboxConfig, SandboxServer
+
+    with SandboxServer(SandboxConfig(tokens=("t",))) as sandbox:
+        ...  # point a client at sandbox.base_url
+
+Modules: config (knobs), wire (HubSpot's bodies), schema (call properties),
+validate (value rules), store (records, SQLite), upsert (batch semantics),
+ratelimit, faults, state (all of it together), app (ASGI), server (threads,
+foreground), command (click).
+"""
+
+from __future__ import annotations
+
+from bulkload.sandbox.command import sandbox_command
+from bulkload.sandbox.config import FaultKind, SandboxConfig
+from bulkload.sandbox.server import SandboxServer, serve
+
+__all__ = ["FaultKind", "SandboxConfig", "SandboxServer", "sandbox_command", "serve"]

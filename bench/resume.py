@@ -1,0 +1,72 @@
+"""Resume cost: a job killed at 90 % must not redo what is done.
+
+    .venv/bin/python bench/resume.py --rows 1000000
+
+Times a full `bulkload load`, then a second load of the same file SIGKILLed once
+its journal shows >= 90 % of the rows finished, then `bulkload resume` of it.
+Target (DESIGN.md section 6): resume-and-finish < 15 % of the full load's time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sqlite3
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+from common import PYTHON, TOKEN, data_file, sandbox, timed_cli
+
+
+def done_fraction(journal: Path) -> float:
+    try:
+        con = sqlite3.connect(f"file:{journal}?mode=ro", uri=True, timeout=1)
+        try:
+            total = con.execute("SELECT total_rows FROM job").fetchone()[0] or 0
+            done = con.execute(
+                "SELECT COALESCE(SUM(n_rows),0) FROM batches WHERE status != 'in_flight'"
+            ).fetchone()[0]
+        finally:
+            con.close()
+    except sqlite3.Error:
+        return 0.0
+    return done / total if total else 0.0
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--rows", type=int, default=1_000_000)
+    ap.add_argument("--at", type=float, default=0.9, help="kill when this fraction is done")
+    ap.add_argument("--concurrency", type=int, default=6)
+    args = ap.parse_args()
+    path = data_file(args.rows)
+    common = ["--id-property", "external_call_id", "--no-progress", "--concurrency", str(args.concurrency)]
+    with sandbox("--rate-limit", "off") as sb, tempfile.TemporaryDirectory() as job_dir:
+        full = timed_cli(["load", str(path), "--job-dir", job_dir, "--job-id", "full", *common], url=sb.url)
+        print(f"full load:        {full.seconds:7.2f} s  (exit {full.exit_code})", flush=True)
+
+        env = dict(os.environ, HUBSPOT_ACCESS_TOKEN=TOKEN, HUBSPOT_BASE_URL=sb.url)
+        proc = subprocess.Popen(
+            [PYTHON, "-m", "bulkload", "load", str(path), "--job-dir", job_dir, "--job-id", "killed", *common],
+            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+        journal = Path(job_dir) / "killed.journal.sqlite"
+        frac = 0.0
+        while proc.poll() is None:
+            frac = done_fraction(journal)
+            if frac >= args.at:
+                os.kill(proc.pid, signal.SIGKILL)
+                break
+            time.sleep(0.02)
+        proc.wait()
+        print(f"killed at:        {frac:7.1%} done", flush=True)
+        res = timed_cli(["resume", "killed", "--job-dir", job_dir, *common[2:]], url=sb.url)
+        print(f"resume to finish: {res.seconds:7.2f} s  (exit {res.exit_code})")
+        print(f"resume / full:    {res.seconds / full.seconds:7.1%}  (target < 15 %)")
+
+
+if __name__ == "__main__":
+    main()

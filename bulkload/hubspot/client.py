@@ -1,0 +1,439 @@
+"""Speak HubSpot's HTTP protocol: batch upsert and property look-ups over one httpx.Client.
+
+One HubSpotClient is shared by every sender thread (httpx.Client is safe to
+share between threads and reuses its pooled connections). This module turns
+each HTTP answer into either a parsed UpsertResponse (200/207) or one of the
+exceptions below, and translates every httpx exception in one place
+(`_send`). It knows nothing of retries, the journal or the pipeline: the
+sender decides what each exception means for a batch.
+
+    BulkloadError
+    ├── InputError               the base URL is plain http:// to a non-loopback host,
+    │                            or the token cannot be sent in a header
+    ├── AuthError                401 / 403: token refused or scopes missing (exit 77)
+    └── HubSpotError
+        ├── BatchRejected        whole-request 400 / 409 / other 4xx about the inputs
+        ├── RateLimited          429, with policyName and Retry-After
+        ├── TransientError       5xx (JSON, empty or HTML), 408, 423, 425, 477, timeouts,
+        │                        connection errors, malformed or misshapen 2xx bodies
+        └── UnexpectedResponse   404 on the endpoint, 3xx, 405/406/415: not about the inputs
+
+The token is held in one header of the httpx.Client and nowhere else; every
+message built from foreign text passes through `_redact`.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from types import TracebackType
+from typing import Self
+from urllib.parse import quote
+
+import httpx
+import orjson
+
+from bulkload.errors import AuthError, InputError
+from bulkload.hubspot.errors import (
+    InputFailure,
+    failures_from_error_body,
+    failures_from_multi_status,
+)
+from bulkload.hubspot.exceptions import (
+    BatchRejected,
+    RateLimited,
+    TransientError,
+    UnexpectedResponse,
+)
+from bulkload.hubspot.ratelimit import RateLimitInfo
+from bulkload.hubspot.types import UpsertInput, trace_id_of
+
+__all__ = [
+    "BatchRejected",
+    "HubSpotClient",
+    "InputFailure",
+    "InputSuccess",
+    "RateLimitInfo",
+    "RateLimited",
+    "TransientError",
+    "UnexpectedResponse",
+    "UpsertResponse",
+    "parse_retry_after",
+]
+
+_USER_AGENT = "bulkload/0.1 (+https://github.com/)"
+_TOKEN_CHARS = re.compile(r"[\x21-\x7e]+")
+_HTML_TITLE = re.compile(r"<title>\s*(.*?)\s*</title>", re.IGNORECASE | re.DOTALL)
+
+# Answers that say "try again later" rather than anything about the inputs.
+_TRANSIENT_4XX = frozenset({408, 423, 425, 477})
+# Answers about the request itself (wrong endpoint or method): bisecting cannot help.
+_NOT_ABOUT_INPUTS = frozenset({404, 405, 406, 410, 415})
+
+
+@dataclass(frozen=True)
+class InputSuccess:
+    """One input HubSpot wrote: its trace id, the record's id, and created (vs updated)."""
+
+    trace_id: str
+    record_id: str
+    created: bool
+
+
+@dataclass(frozen=True)
+class UpsertResponse:
+    """A 200/207 answer, tied to the inputs by trace id (never by position).
+
+    Every input is in exactly one of successes, failures, missing; `missing`
+    holds the trace ids HubSpot's answer did not mention, to be sent again.
+    """
+
+    http_status: int
+    successes: list[InputSuccess]
+    failures: list[InputFailure]
+    missing: list[str]
+    rate: RateLimitInfo
+
+
+def parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:
+    """Retry-After as seconds from now: delta-seconds or an HTTP date; None if absent or garbage."""
+    if value is None:
+        return None
+    text = value.strip()
+    if not text:
+        return None
+    try:
+        seconds = float(text)
+    except ValueError:
+        pass
+    else:
+        return max(0.0, seconds) if seconds == seconds else None  # NaN is garbage
+    try:
+        when = parsedate_to_datetime(text)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    current = now or datetime.now(UTC)
+    return max(0.0, (when - current).total_seconds())
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _loads(content: bytes) -> object:
+    try:
+        return orjson.loads(content)
+    except orjson.JSONDecodeError:
+        return None
+
+
+def _str(value: object) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+class HubSpotClient:
+    """HubSpot's batch upsert and properties endpoints; thread-safe, one connection pool."""
+
+    def __init__(
+        self,
+        base_url: str,
+        token: str,
+        *,
+        transport: httpx.BaseTransport | None = None,
+        timeout: float = 30.0,
+        max_connections: int = 16,
+        property_types: Mapping[str, str] | None = None,
+    ) -> None:
+        try:
+            url = httpx.URL(base_url)
+        except httpx.InvalidURL as exc:
+            raise InputError(f"invalid HubSpot base URL {base_url!r}: {exc}") from None
+        if url.scheme not in ("http", "https") or not url.host:
+            raise InputError(f"the HubSpot base URL must be https://HOST, not {base_url!r}")
+        if url.scheme == "http" and not _is_loopback(url.host):
+            raise InputError(
+                f"refusing plain http:// to {url.host}: the token and call data would travel "
+                "unencrypted; use https:// (http:// is allowed for loopback hosts only)"
+            )
+        # Checked here so that httpx never raises an error quoting the header value.
+        if not _TOKEN_CHARS.fullmatch(token):
+            raise InputError("the HubSpot token is empty or holds spaces or control characters")
+        self._token = token
+        self.base_url = str(url).rstrip("/")
+        self._property_types: Mapping[str, str] | None = property_types
+        self._http = httpx.Client(
+            base_url=self.base_url,
+            transport=transport,
+            # No pool timeout: with more sender threads than connections a thread
+            # waits its turn, which is not a HubSpot failure.
+            timeout=httpx.Timeout(timeout, pool=None),
+            limits=httpx.Limits(
+                max_connections=max_connections, max_keepalive_connections=max_connections
+            ),
+            headers={
+                "Authorization": f"Bearer {token}",
+                "Accept": "application/json",
+                "User-Agent": _USER_AGENT,
+            },
+            follow_redirects=False,
+        )
+
+    def __repr__(self) -> str:
+        return f"HubSpotClient(base_url={self.base_url!r})"
+
+    # --- lifecycle -----------------------------------------------------------
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    # --- property types (for telling INVALID_LONG on a datetime from one on a number) ---
+
+    @property
+    def property_types(self) -> Mapping[str, str] | None:
+        return self._property_types
+
+    def set_property_types(self, property_types: Mapping[str, str] | None) -> None:
+        # One reference swap: readers in other threads see the old or the new map.
+        self._property_types = dict(property_types) if property_types is not None else None
+
+    def load_property_types(self, object_type: str) -> dict[str, str]:
+        """Fetch the object's property definitions and use their types from now on."""
+        types = {
+            name: kind
+            for prop in self.list_properties(object_type)
+            if (name := _str(prop.get("name"))) and (kind := _str(prop.get("type")))
+        }
+        self.set_property_types(types)
+        return types
+
+    # --- endpoints -------------------------------------------------------------
+
+    def upsert_batch(self, object_type: str, inputs: Sequence[UpsertInput]) -> UpsertResponse:
+        """POST /crm/v3/objects/{objectType}/batch/upsert; 200/207 parsed, all else raised."""
+        trace_ids = [trace_id_of(i) for i in inputs]
+        if len(set(trace_ids)) != len(trace_ids):
+            raise ValueError("every input of a batch needs its own objectWriteTraceId")
+        path = f"/crm/v3/objects/{quote(object_type, safe='')}/batch/upsert"
+        content = orjson.dumps({"inputs": list(inputs)})
+        response = self._send(
+            "POST", path, content=content, headers={"Content-Type": "application/json"}
+        )
+        rate = RateLimitInfo.from_headers(response.headers)
+        if response.status_code in (200, 201, 207):
+            return self._parse_upsert(response, inputs, rate)
+        self._raise_for_status(response, rate, inputs)
+        raise TransientError(
+            f"unexpected success status {response.status_code}", response.status_code, rate=rate
+        )
+
+    def get_property(self, object_type: str, name: str) -> dict[str, object] | None:
+        """GET /crm/v3/properties/{objectType}/{name}; None if HubSpot has no such property."""
+        path = f"/crm/v3/properties/{quote(object_type, safe='')}/{quote(name, safe='')}"
+        response = self._send("GET", path)
+        if response.status_code == 404:
+            return None
+        rate = RateLimitInfo.from_headers(response.headers)
+        if response.status_code != 200:
+            self._raise_for_status(response, rate, None)
+        body = _loads(response.content)
+        if not isinstance(body, dict):
+            raise TransientError("the property definition is not a JSON object", 200, rate=rate)
+        return body
+
+    def list_properties(self, object_type: str) -> list[dict[str, object]]:
+        """GET /crm/v3/properties/{objectType}: every property definition (no paging)."""
+        response = self._send("GET", f"/crm/v3/properties/{quote(object_type, safe='')}")
+        rate = RateLimitInfo.from_headers(response.headers)
+        if response.status_code != 200:
+            self._raise_for_status(response, rate, None)
+        body = _loads(response.content)
+        results = body.get("results") if isinstance(body, dict) else None
+        if not isinstance(results, list):
+            raise TransientError("the property list has no results[]", 200, rate=rate)
+        return [p for p in results if isinstance(p, dict)]
+
+    # --- the one seam to httpx ------------------------------------------------------
+
+    def _send(
+        self,
+        method: str,
+        path: str,
+        *,
+        content: bytes | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> httpx.Response:
+        """Send one request; every httpx exception becomes a bulkload exception here."""
+        try:
+            return self._http.request(method, path, content=content, headers=headers)
+        except httpx.TimeoutException as exc:
+            reason = f"timed out ({type(exc).__name__})"
+            raise TransientError(reason) from None
+        except (httpx.NetworkError, httpx.RemoteProtocolError, httpx.DecodingError) as exc:
+            # The request may have been applied before the connection broke;
+            # resending an upsert keyed by idProperty is harmless.
+            raise TransientError(f"{type(exc).__name__}: {self._redact(str(exc))}") from None
+        except httpx.HTTPError as exc:
+            # LocalProtocolError, UnsupportedProtocol, ProxyError, TooManyRedirects:
+            # our request or setup is wrong, so retrying would not help.
+            raise UnexpectedResponse(
+                f"HTTP request failed: {type(exc).__name__}: {self._redact(str(exc))}"
+            ) from None
+
+    def _redact(self, text: str) -> str:
+        return text.replace(self._token, "[token]") if self._token else text
+
+    # --- reading answers ----------------------------------------------------------------
+
+    def _parse_upsert(
+        self, response: httpx.Response, inputs: Sequence[UpsertInput], rate: RateLimitInfo
+    ) -> UpsertResponse:
+        status = response.status_code
+        body = _loads(response.content)
+        results = body.get("results") if isinstance(body, dict) else None
+        if not isinstance(body, dict) or not isinstance(results, list):
+            # A 2xx we cannot read tells us nothing about the inputs: resend the batch.
+            raise TransientError(
+                f"HTTP {status} body is not a batch upsert response", status, rate=rate
+            )
+        trace_ids = [trace_id_of(i) for i in inputs]
+        successes = self._match_results(results, inputs)
+        attributed, unattributed = failures_from_multi_status(
+            body.get("errors"),
+            inputs,
+            http_status=status,
+            correlation_id=response.headers.get("x-hubspot-correlation-id"),
+            property_types=self._property_types,
+        )
+        # An input listed both as written and as failed is reported failed: the
+        # report shows HubSpot's error, and retrying an upsert is harmless.
+        for trace in attributed:
+            successes.pop(trace, None)
+        missing = [t for t in trace_ids if t not in successes and t not in attributed]
+        if len(missing) == 1 and len(unattributed) == 1:
+            # One error that names no input, one input unaccounted for: they are each other's.
+            only = missing.pop()
+            attributed[only] = _with_trace(unattributed[0], only, inputs)
+        return UpsertResponse(
+            http_status=status,
+            successes=[successes[t] for t in trace_ids if t in successes],
+            failures=[attributed[t] for t in trace_ids if t in attributed],
+            missing=missing,
+            rate=rate,
+        )
+
+    @staticmethod
+    def _match_results(
+        results: list[object], inputs: Sequence[UpsertInput]
+    ) -> dict[str, InputSuccess]:
+        known = {trace_id_of(i) for i in inputs}
+        # Fallback key: the idProperty value HubSpot echoes in the record's properties.
+        by_value = {(i.get("idProperty"), i["id"]): trace_id_of(i) for i in inputs}
+        id_properties = {p for i in inputs if (p := i.get("idProperty"))}
+        successes: dict[str, InputSuccess] = {}
+        for result in results:
+            if not isinstance(result, dict):
+                continue
+            record_id = result.get("id")
+            if isinstance(record_id, int) and not isinstance(record_id, bool):
+                record_id = str(record_id)
+            if not isinstance(record_id, str) or not record_id:
+                continue
+            trace = _str(result.get("objectWriteTraceId"))
+            if trace not in known:
+                trace = None
+                props = result.get("properties")
+                if isinstance(props, dict):
+                    for prop in id_properties:
+                        value = props.get(prop)
+                        if isinstance(value, str) and (prop, value) in by_value:
+                            trace = by_value[(prop, value)]
+                            break
+            if trace is None or trace in successes:
+                continue
+            successes[trace] = InputSuccess(trace, record_id, result.get("new") is True)
+        return successes
+
+    def _raise_for_status(
+        self,
+        response: httpx.Response,
+        rate: RateLimitInfo,
+        inputs: Sequence[UpsertInput] | None,
+    ) -> None:
+        """Raise the exception for a non-2xx answer (`inputs` None: not a batch request)."""
+        status = response.status_code
+        body = _loads(response.content)
+        error = body if isinstance(body, dict) else {}
+        message = self._redact(_str(error.get("message")) or self._text_of(response))
+        retry_after = parse_retry_after(response.headers.get("retry-after"))
+        if status in (401, 403):
+            category = _str(error.get("category"))
+            detail = f" [{category}]" if category else ""
+            raise AuthError(
+                f"HubSpot refused the token (HTTP {status}){detail}: {message}", status=status
+            )
+        if status == 429:
+            raise RateLimited(_str(error.get("policyName")), retry_after, rate, message)
+        if status >= 500 or status in _TRANSIENT_4XX:
+            raise TransientError(message, status, retry_after=retry_after, rate=rate)
+        if status < 400 or status in _NOT_ABOUT_INPUTS or inputs is None:
+            raise UnexpectedResponse(
+                f"HubSpot answered HTTP {status} to {response.request.method} "
+                f"{response.request.url.path}: {message}",
+                status,
+            )
+        failures, body_message, correlation_id = failures_from_error_body(
+            status,
+            body,
+            inputs,
+            correlation_id=response.headers.get("x-hubspot-correlation-id"),
+            property_types=self._property_types,
+            fallback_message=message,
+        )
+        raise BatchRejected(
+            status, failures, self._redact(body_message), correlation_id=correlation_id, rate=rate
+        )
+
+    @staticmethod
+    def _text_of(response: httpx.Response) -> str:
+        """A short message from a non-JSON body: an HTML <title> (Cloudflare pages), else text."""
+        text = response.content[:4096].decode("utf-8", errors="replace").strip()
+        if not text:
+            return f"HTTP {response.status_code} with an empty body"
+        match = _HTML_TITLE.search(text)
+        if match:
+            return match.group(1)
+        return " ".join(text.split())[:200]
+
+
+def _with_trace(
+    failure: InputFailure, trace: str, inputs: Sequence[UpsertInput]
+) -> InputFailure:
+    inp = next((i for i in inputs if trace_id_of(i) == trace), None)
+    value = (
+        inp["properties"].get(failure.property_name)
+        if inp is not None and failure.property_name is not None
+        else None
+    )
+    return replace(failure, trace_id=trace, invalid_value=value)

@@ -1,0 +1,489 @@
+"""Batch upsert of calls: HubSpot's request checks, per-input validation, the
+200 / 207 / 400 / 409 decision, and the write.
+
+The checks run in the order HubSpot's own layers would meet them: the body is
+read as the request type (Jackson: "Invalid input JSON ..."), then the batch
+rules (size, idProperty, duplicate ids), then each input's properties, then
+create-vs-update rules (required properties, unique-value conflicts).
+
+Outcome (HUBSPOT.md 1.4, checklist 7):
+  all inputs valid                                   -> 200, all written
+  some invalid, mode multi_status, every input with
+  a unique objectWriteTraceId                        -> 207, the valid ones written
+  otherwise                                          -> the first failing input's
+                                                        error for the whole request
+                                                        (400, or 409 for a conflict),
+                                                        nothing written
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from itertools import repeat
+from typing import Any
+
+import orjson
+
+from bulkload.sandbox.config import SandboxConfig
+from bulkload.sandbox.schema import REQUIRED_ON_CREATE, Schema
+from bulkload.sandbox.store import Record, RecordStore
+from bulkload.sandbox.validate import MAX_STRING_LENGTH, doesnt_exist_issue, read_only_issue
+from bulkload.sandbox.wire import (
+    OBJECT_TYPE_ID,
+    REQUIRED_MESSAGE,
+    ApiError,
+    ErrorDetail,
+    UpsertResult,
+    api_error,
+    dumps,
+    invalid_json,
+    iso_from_ms,
+    missing_attributes,
+)
+
+_BATCH_TYPE = "BatchInputSimplePublicObjectBatchInputUpsert"
+_INPUT_TYPE = "SimplePublicObjectBatchInputUpsert"
+_DEFAULT_ID_PROPERTY = "hs_object_id"  # what HubSpot upserts by when idProperty is left out
+
+Issue = tuple[str, str, str]  # (property name, code, message)
+
+
+@dataclass(slots=True)
+class _Input:
+    position: int
+    id_property: str
+    id_value: str
+    trace: str | None
+    values: dict[str, str]
+    issues: list[Issue] | None
+    record: Record | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class _Failure:
+    position: int
+    kind: str  # "invalid" | "required" | "conflict"
+    issues: tuple[Issue, ...] = ()
+    message: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class UpsertOutcome:
+    status: int  # 200 or 207; whole-request failures raise ApiError
+    body: bytes
+    created: int
+    updated: int
+    failed: int
+
+
+class Upserter:
+    """Runs batch upserts against a schema and a record store."""
+
+    def __init__(self, schema: Schema, store: RecordStore, config: SandboxConfig) -> None:
+        self.schema = schema
+        self.store = store
+        self.configure(config)
+
+    def configure(self, config: SandboxConfig) -> None:
+        self.mode = config.mode
+        self.max_inputs = config.max_inputs
+        self.ignore_unknown = config.unknown_properties == "ignore"
+        self.coerce = config.coerce_non_string_values
+        self.portal_id = config.portal_id
+        self.clock: Callable[[], float] = config.clock
+
+    # --- the request
+
+    def run(self, raw: bytes) -> UpsertOutcome:
+        """Process one request body. Raises ApiError for a whole-request failure."""
+        requested_ms = int(self.clock() * 1000)
+        inputs = self._read_batch(raw)
+        self._check_id_properties(inputs)
+        self._check_duplicates(inputs)
+        failures = self._check_writes(inputs)
+
+        if failures:
+            traces = [i.trace for i in inputs]
+            unique_traces = None not in traces and len(set(traces)) == len(traces)
+            if self.mode != "multi_status" or not unique_traces:
+                raise self._whole_request_error(failures[0])
+
+        failed_at = {f.position for f in failures}
+        now_ms = int(self.clock() * 1000)
+        now_iso = iso_from_ms(now_ms)
+        results: list[UpsertResult] = []
+        created = 0
+        for item in inputs:
+            if item.position in failed_at:
+                continue
+            results.append(self._write(item, now_ms, now_iso))
+            created += results[-1]["new"]
+        self.store.commit()
+
+        body: dict[str, Any] = {"status": "COMPLETE", "results": results}
+        if failures:
+            body["numErrors"] = len(failures)
+            body["errors"] = [self._standard_error(f, inputs[f.position].trace) for f in failures]
+        body["requestedAt"] = iso_from_ms(requested_ms)
+        body["startedAt"] = iso_from_ms(requested_ms)
+        body["completedAt"] = iso_from_ms(max(now_ms, int(self.clock() * 1000)))
+        return UpsertOutcome(
+            207 if failures else 200,
+            orjson.dumps(body),
+            created,
+            len(results) - created,
+            len(failures),
+        )
+
+    # --- step 1: the body as the request type, and each input's properties
+
+    def _read_batch(self, raw: bytes) -> list[_Input]:
+        try:
+            doc = orjson.loads(raw)
+        except orjson.JSONDecodeError as exc:
+            raise invalid_json(exc.msg, exc.lineno, exc.colno) from None
+        if not isinstance(doc, dict):
+            raise invalid_json(
+                f"Cannot deserialize value of type `{_BATCH_TYPE}` from {_kind(doc)} value"
+            )
+        raw_inputs = doc.get("inputs")
+        if raw_inputs is None:
+            raise missing_attributes(_BATCH_TYPE, ["inputs"])
+        if not isinstance(raw_inputs, list):
+            raise invalid_json(
+                f"Cannot deserialize value of type `java.util.ArrayList` from {_kind(raw_inputs)} value"
+            )
+        if len(raw_inputs) > self.max_inputs:
+            raise api_error(
+                400,
+                f"The maximum number of inputs supported in a batch request is {self.max_inputs}. "
+                "Please reduce the number of items and try again",
+                "VALIDATION_ERROR",
+            )
+        writable = self.schema.writable
+        inputs: list[_Input] = []
+        plain_inputs: list[_Input] = []  # only writable names and short strings: columns next
+        for position, item in enumerate(raw_inputs):
+            if type(item) is not dict:
+                raise invalid_json(
+                    f"Cannot deserialize value of type `{_INPUT_TYPE}` from {_kind(item)} value"
+                )
+            id_value = item.get("id")
+            props = item.get("properties")
+            if id_value is None or props is None:
+                missing = [k for k in ("id", "properties") if item.get(k) is None]
+                raise missing_attributes(_INPUT_TYPE, missing)
+            if type(id_value) is not str:
+                id_value = self._text(id_value, position, "id")
+            if id_value == "":
+                raise invalid_json(
+                    f"id of input {position} is empty; it must be the idProperty value"
+                )
+            if type(props) is not dict:
+                raise invalid_json(
+                    f"Cannot deserialize value of type `java.util.LinkedHashMap` from {_kind(props)} value"
+                )
+            id_property = item.get("idProperty")
+            if id_property is None:
+                id_property = _DEFAULT_ID_PROPERTY
+            elif type(id_property) is not str:
+                id_property = self._text(id_property, position, "idProperty")
+            trace = item.get("objectWriteTraceId")
+            if trace is not None and type(trace) is not str:
+                trace = self._text(trace, position, "objectWriteTraceId")
+
+            entry = _Input(position, id_property, id_value, trace, props, None)
+            inputs.append(entry)
+            # The fast path, all in C: join() fails on a non-string and its
+            # length bounds every value's; the key view compares as a set.
+            try:
+                total = len("".join(props.values()))
+            except TypeError:
+                total = -1
+            if (
+                total >= 0
+                and props.keys() <= writable
+                and (
+                    total <= MAX_STRING_LENGTH or max(map(len, props.values())) <= MAX_STRING_LENGTH
+                )
+            ):
+                plain_inputs.append(entry)
+            else:
+                entry.issues = self._check_one_by_one(entry)
+        if plain_inputs:
+            self._check_columns(plain_inputs)
+        return inputs
+
+    def _check_columns(self, inputs: list[_Input]) -> None:
+        """Check each non-plain property across the inputs at once (see validate.py)."""
+        rows = [entry.values for entry in inputs]
+        present = set().union(*rows)
+        for name, rule in self.schema.checked.items():
+            if name not in present:
+                continue
+            column = list(map(dict.get, rows, repeat(name)))
+            values = list(filter(None, column))  # absent (None) and clearing ("") pass
+            if not values or (rule.bulk is not None and rule.bulk(values)):
+                continue
+            for entry, value in zip(inputs, column, strict=True):
+                if not value:
+                    continue
+                normal = rule.normalize(value)
+                if normal is None:
+                    entry.issues = entry.issues or []
+                    entry.issues.append((name, *rule.describe(name, value)))
+                elif normal is not value:
+                    entry.values[name] = normal
+
+    def _check_one_by_one(self, entry: _Input) -> list[Issue] | None:
+        """The slow path for an input with non-strings, unknown or read-only names, long values."""
+        rules = self.schema.rules
+        props = entry.values
+        issues: list[Issue] = []
+        for name, value in list(props.items()):
+            if type(value) is not str:
+                value = props[name] = self._text(value, entry.position, name)
+            rule = rules.get(name)
+            if rule is None:
+                if self.ignore_unknown:
+                    del props[name]
+                else:
+                    issues.append((name, *doesnt_exist_issue(name)))
+                continue
+            if rule.read_only:
+                issues.append((name, *read_only_issue(name)))
+                continue
+            if value == "":
+                continue  # clears the value
+            normal = rule.normalize(value)
+            if normal is None:
+                issues.append((name, *rule.describe(name, value)))
+            elif normal is not value:
+                props[name] = normal
+        return issues or None
+
+    def _text(self, value: Any, position: int, name: str) -> str:
+        """A non-string JSON value where HubSpot's schema says string."""
+        if self.coerce and not isinstance(value, dict | list):
+            if value is None:
+                return ""
+            if isinstance(value, bool):
+                return "true" if value else "false"
+            return str(value)
+        raise invalid_json(
+            f"Cannot deserialize value of type `java.lang.String` from {_kind(value)} value "
+            f'(through reference chain: {_BATCH_TYPE}["inputs"]->java.util.ArrayList[{position}]'
+            f'->{_INPUT_TYPE}["{name}"])'
+        )
+
+    # --- step 2: batch rules
+
+    def _check_id_properties(self, inputs: list[_Input]) -> None:
+        for name in dict.fromkeys(i.id_property for i in inputs):
+            prop = self.schema.get(name)
+            if prop is None or not prop.has_unique_value:
+                raise api_error(
+                    400,
+                    f"Unable to perform update/upsert by non-unique {OBJECT_TYPE_ID} property {name}",
+                    "VALIDATION_ERROR",
+                )
+
+    def _check_duplicates(self, inputs: list[_Input]) -> None:
+        seen: set[str] = set()
+        duplicates: dict[str, None] = {}
+        for item in inputs:
+            if item.id_value in seen:
+                duplicates[item.id_value] = None
+            seen.add(item.id_value)
+        if duplicates:
+            ids = list(duplicates)
+            raise api_error(
+                400,
+                f"Duplicate IDs found in batch input: [{', '.join(ids)}]. IDs must be unique",
+                "VALIDATION_ERROR",
+                context={"ids": ids},
+            )
+
+    # --- step 3: create-vs-update rules
+
+    def _check_writes(self, inputs: list[_Input]) -> list[_Failure]:
+        store = self.store
+        rules = self.schema.rules
+        plain = self.schema.plain
+        unique_names = list(store.index)
+        failures: list[_Failure] = []
+        # Who each unique value will belong to after this batch (see _claims);
+        # built only when an input sets a unique property besides its idProperty.
+        claims: dict[tuple[str, str], int] | None = None
+        for item in inputs:
+            if item.issues:
+                failures.append(_Failure(item.position, "invalid", tuple(item.issues)))
+                continue
+            id_property, id_value = item.id_property, item.id_value
+            valid_id = (
+                len(id_value) <= MAX_STRING_LENGTH
+                if id_property in plain
+                else rules[id_property].normalize(id_value) is not None
+            )
+            if not valid_id:
+                code, message = rules[id_property].describe(id_property, id_value)
+                failures.append(_Failure(item.position, "invalid", ((id_property, code, message),)))
+                continue
+            values = item.values
+            values[id_property] = id_value  # `id` wins over a value in properties
+            record = item.record = store.find(id_property, id_value)
+            if record is None:
+                missing = [name for name in REQUIRED_ON_CREATE if not values.get(name)]
+                if missing:
+                    failures.append(_Failure(item.position, "required", message=",".join(missing)))
+                    continue
+            for name in unique_names:
+                value = values.get(name) if name != id_property else None
+                if not value:
+                    continue
+                holder = store.find(name, value)
+                if holder is not None and holder is not record:
+                    message = f"Call already exists. Existing ID: {holder.object_id}"
+                    failures.append(_Failure(item.position, "conflict", message=message))
+                    break
+                if claims is None:
+                    claims = self._claims(inputs)
+                owner = _owner(item)
+                if claims.setdefault((name, value), owner) != owner:
+                    message = (
+                        f"Call already exists. Another input in this batch sets {name} to {value}"
+                    )
+                    failures.append(_Failure(item.position, "conflict", message=message))
+                    break
+        return failures
+
+    def _claims(self, inputs: list[_Input]) -> dict[tuple[str, str], int]:
+        """(unique property, value) -> the record's object id, or -(position + 1) for a
+        record this batch creates, for every input's own id."""
+        claims: dict[tuple[str, str], int] = {}
+        for item in inputs:
+            if item.issues or item.id_property not in self.store.index:
+                continue
+            record = self.store.find(item.id_property, item.id_value)
+            claims[(item.id_property, item.id_value)] = (
+                record.object_id if record is not None else -(item.position + 1)
+            )
+        return claims
+
+    # --- step 4: the write
+
+    def _write(self, item: _Input, now_ms: int, now_iso: str) -> UpsertResult:
+        values = item.values
+        record = item.record
+        if record is None:
+            self.store.create(item.id_property, values, now_ms, now_iso)
+            created = True
+        else:
+            if self.schema.multi:
+                self._merge_appends(record, values)
+            self.store.update(record, values, now_ms, now_iso)
+            created = False
+        # `values` now carries hs_object_id, hs_createdate and hs_lastmodifieddate.
+        result: UpsertResult = {
+            "id": values["hs_object_id"],
+            "properties": values,
+            "createdAt": values["hs_createdate"],
+            "updatedAt": values["hs_lastmodifieddate"],
+            "archived": False,
+            "new": created,
+        }
+        if item.trace is not None:
+            result["objectWriteTraceId"] = item.trace
+        return result
+
+    def _merge_appends(self, record: Record, values: dict[str, str]) -> None:
+        """A multi-select value with a leading `;` adds to the stored options."""
+        multi = self.schema.multi
+        for name, value in values.items():
+            if name in multi and value.startswith(";"):
+                current = [v for v in record.properties.get(name, "").split(";") if v]
+                added = [v for v in value.split(";") if v and v not in current]
+                values[name] = ";".join(current + added)
+
+    # --- error bodies
+
+    def _validation_message(self, issues: tuple[Issue, ...]) -> str:
+        listing = [
+            {
+                "isValid": False,
+                "message": message,
+                "error": code,
+                "name": name,
+                "localizedErrorMessage": message,
+                "portalId": self.portal_id,
+            }
+            for name, code, message in issues
+        ]
+        return "Property values were not valid: " + dumps(listing).decode()
+
+    @staticmethod
+    def _details(issues: tuple[Issue, ...]) -> list[ErrorDetail]:
+        return [
+            {"message": message, "code": code, "context": {"propertyName": [name]}}
+            for name, code, message in issues
+        ]
+
+    def _whole_request_error(self, failure: _Failure) -> ApiError:
+        if failure.kind == "invalid":
+            return api_error(
+                400,
+                self._validation_message(failure.issues),
+                "VALIDATION_ERROR",
+                errors=self._details(failure.issues),
+            )
+        if failure.kind == "required":
+            return api_error(
+                400,
+                REQUIRED_MESSAGE,
+                "VALIDATION_ERROR",
+                context={"properties": failure.message.split(",")},
+            )
+        return api_error(409, failure.message, "CONFLICT")
+
+    def _standard_error(self, failure: _Failure, trace: str | None) -> dict[str, Any]:
+        traces = [trace] if trace is not None else []
+        if failure.kind == "invalid":
+            return {
+                "status": "error",
+                "category": "VALIDATION_ERROR",
+                "message": self._validation_message(failure.issues),
+                "context": {"objectWriteTraceId": traces},
+                "errors": self._details(failure.issues),
+            }
+        if failure.kind == "required":
+            return {
+                "status": "error",
+                "category": "VALIDATION_ERROR",
+                "message": REQUIRED_MESSAGE,
+                "context": {"objectWriteTraceId": traces, "properties": failure.message.split(",")},
+            }
+        return {
+            "status": "error",
+            "category": "CONFLICT",
+            "message": failure.message,
+            "context": {"objectWriteTraceId": traces},
+        }
+
+
+def _owner(item: _Input) -> int:
+    return item.record.object_id if item.record is not None else -(item.position + 1)
+
+
+def _kind(value: Any) -> str:
+    if value is None:
+        return "Null"
+    if isinstance(value, bool):
+        return "Boolean"
+    if isinstance(value, int | float):
+        return "Number"
+    if isinstance(value, dict):
+        return "Object"
+    if isinstance(value, list):
+        return "Array"
+    return "String"

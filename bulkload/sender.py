@@ -1,0 +1,360 @@
+"""Land one batch: send it under the rate limiter, retry what is transient, bisect what is rejected.
+
+`Sender.send()` turns a batch of upsert inputs into a BatchOutcome in which
+every input is exactly once either a success or a failure. On the way it:
+
+- acquires the shared RateLimiter before every HTTP request, and feeds every
+  response's rate headers back to it;
+- retries transient failures (5xx, 423, 477, timeouts, resets, ten-secondly
+  429s) with capped exponential backoff and full jitter, and gives up with
+  ApiUnavailable (exit 75, the batch stays unrecorded) after a bounded number
+  of attempts or of outage time: a transient failure never becomes a failed row;
+- stops with QuotaExhausted on HubSpot's daily 429, with AuthError at once on
+  401/403, and with Interrupted when the stop event is set while it waits;
+- bisects a batch HubSpot rejected whole (400/409) until each bad input stands
+  alone, so every good input still lands: about 2*log2(n) extra requests per
+  bad input;
+- resends inputs a 207 did not mention, a bounded number of times.
+
+Nothing here knows the journal: the pipeline records the outcome. When the
+sender raises, nothing of the batch is recorded and it is sent again on
+resume; upsert keyed by idProperty makes that replay harmless.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
+from typing import Protocol
+
+from bulkload.errors import ApiUnavailable, AuthError, Interrupted, QuotaExhausted
+from bulkload.hubspot.client import InputSuccess, UpsertResponse
+from bulkload.hubspot.errors import InputFailure, unknown_failure
+from bulkload.hubspot.exceptions import (
+    BatchRejected,
+    RateLimited,
+    TransientError,
+    UnexpectedResponse,
+)
+from bulkload.hubspot.ratelimit import RateLimiter, RateLimitInfo
+from bulkload.hubspot.types import UpsertInput, trace_id_of
+from bulkload.taxonomy import ErrorType
+
+__all__ = [
+    "BatchOutcome",
+    "NoHooks",
+    "RetryPolicy",
+    "SendHooks",
+    "Sender",
+    "UpsertApi",
+    "next_midnight_utc",
+]
+
+log = logging.getLogger(__name__)
+
+# A stop request is noticed within this many seconds of a backoff wait.
+_STOP_POLL = 0.25
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How long to keep trying one request through transient failures.
+
+    Delays are full-jitter exponential: uniform(0, min(cap, base * 2**n)) before
+    the n-th retry. The defaults ride out a few minutes of HubSpot trouble
+    (the mean total wait before giving up is about 90 s) and then pause the job.
+    """
+
+    base: float = 0.5
+    cap: float = 60.0
+    max_attempts: int = 10  # tries of one request, the first included
+    max_outage_seconds: float = 600.0
+    locked_wait: float = 2.0  # HubSpot: "Locks will last for 2 seconds"
+    missing_resends: int = 2  # resends of inputs a 207 did not mention
+
+
+class SendHooks(Protocol):
+    """What the pipeline learns of, and may veto, each HTTP request."""
+
+    def before_request(self) -> None:
+        """Called before every request; may raise QuotaExhausted (--daily-budget)."""
+
+    def after_response(self, status: int | None, rate: RateLimitInfo | None) -> None:
+        """Called after every request: the HTTP status (None: no response) and rate headers."""
+
+
+class NoHooks:
+    """The default SendHooks: nothing to enforce, nothing to count."""
+
+    def before_request(self) -> None:
+        return None
+
+    def after_response(self, status: int | None, rate: RateLimitInfo | None) -> None:
+        return None
+
+
+class UpsertApi(Protocol):
+    """The one client method the sender uses (HubSpotClient provides it)."""
+
+    def upsert_batch(self, object_type: str, inputs: Sequence[UpsertInput]) -> UpsertResponse: ...
+
+
+@dataclass(frozen=True)
+class BatchOutcome:
+    """What became of every input of one batch, and what it cost."""
+
+    successes: list[InputSuccess]
+    failures: list[InputFailure]
+    requests: int  # HTTP requests, retries and bisection halves included
+    splits: int  # times a rejected group was split
+    retries: int  # requests repeated after a transient failure
+    rate_limited: int  # 429 answers
+    http_status: int | None  # status of the first response
+    elapsed: float  # seconds, by the injected clock
+
+
+@dataclass
+class _Run:
+    """The mutable tally of one send() call (a Sender is shared between threads)."""
+
+    successes: dict[str, InputSuccess] = field(default_factory=dict)
+    failures: dict[str, InputFailure] = field(default_factory=dict)
+    requests: int = 0
+    splits: int = 0
+    retries: int = 0
+    rate_limited: int = 0
+    first_status: int | None = None
+
+
+def next_midnight_utc(now: datetime) -> datetime:
+    """The first midnight UTC after `now`."""
+    now = now.astimezone(UTC)
+    return datetime(now.year, now.month, now.day, tzinfo=UTC) + timedelta(days=1)
+
+
+class Sender:
+    """Sends batches through one client under one limiter; safe to share between threads."""
+
+    def __init__(
+        self,
+        client: UpsertApi,
+        limiter: RateLimiter,
+        *,
+        policy: RetryPolicy | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+        rng: random.Random | None = None,
+        stop: threading.Event | None = None,
+        hooks: SendHooks | None = None,
+        now: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self._client = client
+        self._limiter = limiter
+        self._policy = policy or RetryPolicy()
+        self._clock = clock
+        self._sleep = sleep
+        # random.Random's methods are atomic under the GIL, so threads may share it.
+        self._rng = rng or random.Random()
+        self._stop = stop
+        self._hooks: SendHooks = hooks or NoHooks()
+        self._now = now
+
+    def send(self, object_type: str, inputs: Sequence[UpsertInput]) -> BatchOutcome:
+        """Upsert `inputs`; every input ends up once in successes or failures.
+
+        Raises AuthError, QuotaExhausted, ApiUnavailable, Interrupted or
+        UnexpectedResponse; then nothing of the batch should be recorded.
+        """
+        started = self._clock()
+        run = _Run()
+        if inputs:
+            self._land(object_type, list(inputs), run, self._policy.missing_resends)
+        order = [trace_id_of(i) for i in inputs]
+        return BatchOutcome(
+            successes=[run.successes[t] for t in order if t in run.successes],
+            failures=[run.failures[t] for t in order if t in run.failures],
+            requests=run.requests,
+            splits=run.splits,
+            retries=run.retries,
+            rate_limited=run.rate_limited,
+            http_status=run.first_status,
+            elapsed=self._clock() - started,
+        )
+
+    # --- landing a group of inputs ---------------------------------------------
+
+    def _land(
+        self, object_type: str, group: list[UpsertInput], run: _Run, resends_left: int
+    ) -> None:
+        try:
+            response = self._request(object_type, group, run)
+        except BatchRejected as rejected:
+            self._split(object_type, group, rejected, run, resends_left)
+            return
+        for success in response.successes:
+            run.successes[success.trace_id] = success
+        for failure in response.failures:
+            if failure.trace_id is not None:
+                run.failures[failure.trace_id] = failure
+        if not response.missing:
+            return
+        missing = set(response.missing)
+        unanswered = [i for i in group if trace_id_of(i) in missing]
+        if resends_left > 0:
+            log.info("resending %d inputs HubSpot's answer did not mention", len(unanswered))
+            self._land(object_type, unanswered, run, resends_left - 1)
+            return
+        for inp in unanswered:
+            trace = trace_id_of(inp)
+            run.failures[trace] = unknown_failure(
+                trace,
+                f"HubSpot's HTTP {response.http_status} answer never mentioned this input "
+                f"({self._policy.missing_resends + 1} tries)",
+                response.http_status,
+            )
+
+    def _split(
+        self,
+        object_type: str,
+        group: list[UpsertInput],
+        rejected: BatchRejected,
+        run: _Run,
+        resends_left: int,
+    ) -> None:
+        """A rejected group: record the culprit if it stands alone, else narrow it down."""
+        if len(group) == 1:
+            inp = group[0]
+            trace = trace_id_of(inp)
+            failure = rejected.attributed.get(trace)
+            if failure is None and rejected.failures:
+                first = rejected.failures[0]
+                value = inp["properties"].get(first.property_name) if first.property_name else None
+                failure = replace(first, trace_id=trace, invalid_value=value)
+            run.failures[trace] = failure or unknown_failure(
+                trace, rejected.message, rejected.status, correlation_id=rejected.correlation_id
+            )
+            return
+        wide = rejected.batch_wide
+        if wide is not None:
+            # The request itself is wrong (e.g. a non-unique idProperty): every
+            # input fails alike, and splitting would only repeat the answer.
+            for inp in group:
+                run.failures[trace_id_of(inp)] = replace(wide, trace_id=trace_id_of(inp))
+            return
+        traces = {trace_id_of(i) for i in group}
+        named = {
+            t: f
+            for t, f in rejected.attributed.items()
+            if t in traces and f.error_type != ErrorType.DUPLICATE_ID_IN_SOURCE
+        }
+        run.splits += 1
+        if named and len(named) < len(group):
+            # The body says which inputs are at fault: record them and resend the
+            # rest at once, which is cheaper than bisecting towards them.
+            run.failures.update(named)
+            rest = [i for i in group if trace_id_of(i) not in named]
+            self._land(object_type, rest, run, resends_left)
+            return
+        # Left half first: should a group ever hold the same id twice, the later
+        # row is written last and wins, as the source order says it should.
+        middle = len(group) // 2
+        self._land(object_type, group[:middle], run, resends_left)
+        self._land(object_type, group[middle:], run, resends_left)
+
+    # --- one request, through transient failures ------------------------------------
+
+    def _request(self, object_type: str, group: list[UpsertInput], run: _Run) -> UpsertResponse:
+        policy = self._policy
+        attempt = 0
+        outage_started: float | None = None
+        while True:
+            sent_at = self._limiter.acquire(self._stop)
+            self._hooks.before_request()
+            run.requests += 1
+            attempt += 1
+            try:
+                response = self._client.upsert_batch(object_type, group)
+            except RateLimited as exc:
+                self._after(run, 429, exc.rate, sent_at)
+                run.rate_limited += 1
+                if exc.daily:
+                    raise QuotaExhausted(
+                        f"HubSpot's daily API limit is spent: {exc.message}",
+                        resume_after=self._daily_reset(exc.retry_after),
+                    ) from None
+                # The limiter holds every sender until the window frees; the
+                # jittered backoff below also spreads the threads out again.
+                self._limiter.on_rate_limited(exc.retry_after)
+                delay = self._backoff(attempt)
+                reason = str(exc)
+            except TransientError as exc:
+                self._after(run, exc.status, exc.rate, sent_at)
+                delay = self._backoff(attempt)
+                if exc.status == 423:
+                    delay = max(delay, policy.locked_wait)
+                if exc.retry_after is not None:
+                    delay = max(delay, exc.retry_after)
+                reason = str(exc)
+            except BatchRejected as exc:
+                self._after(run, exc.status, exc.rate, sent_at)
+                raise
+            except (AuthError, UnexpectedResponse) as exc:
+                self._after(run, exc.status, None, sent_at)
+                raise
+            else:
+                self._after(run, response.http_status, response.rate, sent_at)
+                return response
+
+            now = self._clock()
+            if outage_started is None:
+                outage_started = now
+            outage = now - outage_started
+            if attempt >= policy.max_attempts or outage + delay > policy.max_outage_seconds:
+                raise ApiUnavailable(
+                    f"HubSpot kept failing for {outage:.0f}s over {attempt} attempts; "
+                    f"last: {reason}",
+                    resume_after=self._now() + timedelta(seconds=delay) if delay > 60 else None,
+                )
+            log.info("retrying in %.2fs after attempt %d: %s", delay, attempt, reason)
+            run.retries += 1
+            self._pause(delay)
+
+    def _after(
+        self, run: _Run, status: int | None, rate: RateLimitInfo | None, sent_at: float
+    ) -> None:
+        if run.first_status is None and status is not None:
+            run.first_status = status
+        if rate is not None:
+            self._limiter.observe(rate, sent_at)
+        self._hooks.after_response(status, rate)
+
+    def _backoff(self, attempt: int) -> float:
+        """Full jitter: uniform over [0, min(cap, base * 2**(attempt-1))]."""
+        ceiling = min(self._policy.cap, self._policy.base * 2 ** min(attempt - 1, 32))
+        return self._rng.uniform(0.0, ceiling)
+
+    def _pause(self, delay: float) -> None:
+        """Sleep `delay` seconds in short steps, raising Interrupted once `stop` is set."""
+        remaining = delay
+        while True:
+            if self._stop is not None and self._stop.is_set():
+                raise Interrupted("stopped while waiting to retry a batch")
+            if remaining <= 0:
+                return
+            step = min(remaining, _STOP_POLL) if self._stop is not None else remaining
+            self._sleep(step)
+            remaining -= step
+
+    def _daily_reset(self, retry_after: float | None) -> datetime:
+        now = self._now()
+        if retry_after is not None:
+            return now + timedelta(seconds=retry_after)
+        # HubSpot resets the daily limit at midnight in the account's time zone,
+        # which the API does not tell us. Midnight UTC may be hours early or late;
+        # resuming early costs one more daily 429, resuming late only waiting.
+        return next_midnight_utc(now)
