@@ -25,7 +25,8 @@ def data_file(rows: int, *, fmt: str = "csv", bad: bool = True, seed: int = 7) -
     path = OUT / f"{name}.{fmt}"
     if not path.exists():
         cmd = [PYTHON, str(ROOT / "sample_data" / "generate.py"), "--rows", str(rows), "--seed", str(seed),
-               "--out", str(OUT), "--format", fmt, "--name", name, "--bad" if bad else "--no-bad"]
+               "--out", str(OUT), "--format", fmt, "--name", name, "--bad" if bad else "--no-bad",
+               *(["--bad-rate", "0.001", "--dup-rate", "0.001"] if bad else [])]
         subprocess.run(cmd, check=True)
     return path
 

@@ -12,12 +12,13 @@ once, by the scan) are never sent, so every id is sent at most once per job.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from bulkload.hubspot.types import UpsertInput
 from bulkload.mapping import LocalFailure, MappedChunk, row_data
+from bulkload.source import MalformedRow
 from bulkload.taxonomy import ErrorType
 
 
@@ -119,93 +120,93 @@ class Chunker:
             return self._next_sup
         return None
 
-    def _batch_for(self, row_number: int) -> Iterator[PlannedBatch]:
-        """Close batches that end before this row; open the one it belongs to."""
+    def _open(self, row_number: int, out: list[PlannedBatch]) -> PlannedBatch:
+        """The batch row `row_number` belongs to; batches that end before it go to `out`."""
         while True:
             cur = self._cur
-            if cur is not None and cur.fixed and row_number > cur.last_row:
+            if cur is not None:
+                if not (cur.fixed and row_number > cur.last_row):
+                    return cur
                 self._cur = None
                 if not cur.done:
-                    yield cur
+                    out.append(cur)
                 continue
-            if cur is None:
-                if self._known:
-                    kb = self._known.popleft()
-                    self._cur = PlannedBatch(
-                        kb.batch_no, kb.first_row, kb.last_row, fixed=True, done=kb.done
-                    )
-                    self.next_batch_no = max(self.next_batch_no, kb.batch_no + 1)
-                    continue
-                self._cur = PlannedBatch(self.next_batch_no, row_number)
-                self.next_batch_no += 1
-            return
-
-    def feed(self, mapped: MappedChunk) -> Iterator[PlannedBatch]:
-        chunk = mapped.chunk
-        malformed = deque(chunk.malformed)
-        for i, row_number in enumerate(mapped.row_numbers):
-            while malformed and malformed[0].row_number < row_number:
-                m = malformed.popleft()
-                yield from self._add_failure(
-                    m.row_number, m.line_number, None,
-                    LocalFailure(ErrorType.MALFORMED_ROW, m.message, None, m.text[:1000]),
-                    {"_raw": m.text},
-                )
-            line = mapped.line_numbers[i]
-            id_value = mapped.ids[i]
-            sup = self._is_superseded(row_number)
-            if sup is not None:
-                yield from self._batch_for(row_number)
-                assert self._cur is not None
-                self._cur.superseded.append(
-                    RowSuperseded(row_number, line, sup.id_value, sup.superseded_by, row_data(chunk.table, i))
-                )
-                yield from self._after_row(row_number)
+            if self._known:
+                kb = self._known.popleft()
+                self._cur = PlannedBatch(kb.batch_no, kb.first_row, kb.last_row, fixed=True, done=kb.done)
+                self.next_batch_no = max(self.next_batch_no, kb.batch_no + 1)
                 continue
-            failure = mapped.failures.get(i)
-            if failure is not None:
-                yield from self._add_failure(row_number, line, id_value, failure, row_data(chunk.table, i))
-                continue
-            props = mapped.properties[i]
-            assert props is not None and id_value is not None
-            yield from self._batch_for(row_number)
-            cur = self._cur
-            assert cur is not None
-            trace = trace_id_for(row_number)
-            cur.inputs.append(
-                {"idProperty": self.id_property, "id": id_value, "properties": props, "objectWriteTraceId": trace}
-            )
-            cur.input_lines.append(line)
-            cur._sources[trace] = (chunk.table, i)
-            yield from self._after_row(row_number)
-        for m in malformed:  # trailing malformed rows of this chunk
-            yield from self._add_failure(
-                m.row_number, m.line_number, None,
-                LocalFailure(ErrorType.MALFORMED_ROW, m.message, None, m.text[:1000]),
-                {"_raw": m.text},
-            )
+            self._cur = PlannedBatch(self.next_batch_no, row_number)
+            self.next_batch_no += 1
 
     def _add_failure(
-        self, row_number: int, line: int | None, id_value: str | None, failure: LocalFailure, data: dict[str, Any]
-    ) -> Iterator[PlannedBatch]:
-        yield from self._batch_for(row_number)
-        assert self._cur is not None
-        self._cur.failures.append(RowFailure(row_number, line, id_value, failure, data))
-        yield from self._after_row(row_number)
-
-    def _after_row(self, row_number: int) -> Iterator[PlannedBatch]:
+        self, row_number: int, line: int | None, id_value: str | None, failure: LocalFailure,
+        data: dict[str, Any], out: list[PlannedBatch],
+    ) -> None:
+        cur = self._open(row_number, out)
+        cur.failures.append(RowFailure(row_number, line, id_value, failure, data))
         self._last_row = row_number
-        cur = self._cur
-        assert cur is not None
-        if not cur.fixed and len(cur.inputs) >= self.batch_size:
-            cur.last_row = row_number
-            self._cur = None
-            yield cur
 
-    def finish(self) -> Iterator[PlannedBatch]:
+    def _add_malformed(self, m: MalformedRow, out: list[PlannedBatch]) -> None:
+        failure = LocalFailure(ErrorType.MALFORMED_ROW, m.message, None, m.text[:1000])
+        self._add_failure(m.row_number, m.line_number, None, failure, {"_raw": m.text}, out)
+
+    def feed(self, mapped: MappedChunk) -> list[PlannedBatch]:
+        """Add a chunk's rows in order; return the batches they completed.
+
+        A plain loop with locals: this runs once per source row, so it stays lean.
+        """
+        out: list[PlannedBatch] = []
+        table = mapped.chunk.table
+        malformed = deque(mapped.chunk.malformed)
+        failures = mapped.failures
+        ids, props, lines = mapped.ids, mapped.properties, mapped.line_numbers
+        id_property = self.id_property
+        batch_size = self.batch_size
+        next_sup = self._next_sup
+        for i, row_number in enumerate(mapped.row_numbers):
+            while malformed and malformed[0].row_number < row_number:
+                self._add_malformed(malformed.popleft(), out)
+            if next_sup is not None and next_sup.row_number <= row_number:
+                sup = self._is_superseded(row_number)
+                next_sup = self._next_sup
+                if sup is not None:
+                    cur = self._open(row_number, out)
+                    cur.superseded.append(
+                        RowSuperseded(row_number, lines[i], sup.id_value, sup.superseded_by, row_data(table, i))
+                    )
+                    self._last_row = row_number
+                    continue
+            failure = failures.get(i) if failures else None
+            if failure is not None:
+                self._add_failure(row_number, lines[i], ids[i], failure, row_data(table, i), out)
+                continue
+            open_batch = self._cur
+            if open_batch is None or (open_batch.fixed and row_number > open_batch.last_row):
+                open_batch = self._open(row_number, out)
+            cur = open_batch
+            trace = str(row_number)
+            cur.inputs.append(
+                {"idProperty": id_property, "id": ids[i], "properties": props[i], "objectWriteTraceId": trace}  # type: ignore[typeddict-item]
+            )
+            cur.input_lines.append(lines[i])
+            cur._sources[trace] = (table, i)
+            self._last_row = row_number
+            if not cur.fixed and len(cur.inputs) >= batch_size:
+                cur.last_row = row_number
+                self._cur = None
+                out.append(cur)
+        for m in malformed:  # trailing malformed rows of this chunk
+            self._add_malformed(m, out)
+        return out
+
+    def finish(self) -> list[PlannedBatch]:
+        """The last, partly filled batch."""
+        out: list[PlannedBatch] = []
         cur, self._cur = self._cur, None
         if cur is not None:
             if not cur.fixed:
                 cur.last_row = self._last_row
             if not cur.done:
-                yield cur
+                out.append(cur)
+        return out

@@ -224,16 +224,19 @@ class UsageMeter:
                     k: getattr(rate, k, None) for k in ("max", "remaining", "interval_ms", "daily", "daily_remaining")
                 }
 
-    def flush(self, retries: int = 0) -> None:
-        """Move the counted calls into the journal (main thread)."""
+    def take(self) -> tuple[int, int, dict[str, Any] | None]:
+        """The calls and 429s counted since the last take, and the latest rate headers."""
         with self._lock:
             calls, limited, rate = self._calls, self._limited, self._last_rate
             self._calls = self._limited = 0
             self._base += calls
             self._last_rate = None
-        self.journal.add_usage(calls, limited, retries, at=self.wall())
-        if rate is not None:
-            self.journal.touch(last_rate=rate)
+        return calls, limited, rate
+
+    def flush(self, retries: int = 0) -> None:
+        """Move the counted calls into the journal in a transaction of their own."""
+        calls, limited, rate = self.take()
+        self.journal.commit(usage=(calls, limited, retries, self.wall()), last_rate=rate)
 
 
 def _trim(chunk: SourceChunk, after_row: int) -> SourceChunk | None:
@@ -335,16 +338,26 @@ def send_all(
     tuning: Tuning,
     rt: Runtime,
 ) -> SendStats:
-    """Claim, send and record every batch; stop cleanly on a stop request or a resumable error."""
+    """Claim, send and record every batch; stop cleanly on a stop request or a resumable error.
+
+    Each turn of the loop writes one journal transaction: the outcomes that came
+    back and the claims of the batches about to be sent. A claim is committed
+    before its batch is submitted, so a crash never loses track of a sent batch.
+    """
     stats = SendStats()
     inflight: dict[Future[BatchOutcome], PlannedBatch] = {}
     stop_error: BulkloadError | None = None
     exhausted = False
     grace_deadline: float | None = None
+    outcomes: list[tuple[PlannedBatch, BatchResult]] = []
+    retries = 0
     pool = ThreadPoolExecutor(max_workers=tuning.concurrency, thread_name_prefix="bulkload-send")
     try:
         while True:
-            while stop_error is None and not rt.stop.is_set() and not exhausted and len(inflight) < tuning.concurrency:
+            claims: list[PlannedBatch] = []
+            to_send: list[PlannedBatch] = []
+            while (stop_error is None and not rt.stop.is_set() and not exhausted
+                   and len(inflight) + len(to_send) < tuning.concurrency):
                 try:
                     meter.check()
                 except QuotaExhausted as e:
@@ -354,12 +367,27 @@ def send_all(
                 if batch is None:
                     exhausted = True
                     break
-                journal.claim_batch(batch)
-                if not batch.inputs:  # only local failures / superseded rows: nothing to send
-                    journal.record_outcome(batch, EMPTY_RESULT)
-                    stats.rows_done += batch.n_rows
-                    rt.progress.advance(batch.n_rows)
-                    continue
+                claims.append(batch)
+                if batch.inputs:
+                    to_send.append(batch)
+                else:  # only local failures / superseded rows: nothing to send
+                    outcomes.append((batch, EMPTY_RESULT))
+            calls, limited, rate = meter.take()
+            turn, outcomes = outcomes, []  # taken first: a crash inside commit must not write them twice
+            turn_retries, retries = retries, 0
+            # A batch with nothing to send is claimed and finished in this same turn:
+            # its outcome goes in a second transaction, after its claim.
+            empty = [(b, r) for b, r in turn if r is EMPTY_RESULT]
+            sent = [(b, r) for b, r in turn if r is not EMPTY_RESULT]
+            journal.commit(outcomes=sent, claims=claims, usage=(calls, limited, turn_retries, rt.wall()),
+                           last_rate=rate)
+            if empty:
+                journal.commit(outcomes=empty)
+            for b, _ in turn:
+                stats.rows_done += b.n_rows
+                rt.progress.advance(b.n_rows)
+            stats.batches_sent += len(sent)
+            for batch in to_send:
                 inflight[pool.submit(sender.send, config.object_type, batch.inputs)] = batch
             if not inflight:
                 break
@@ -368,7 +396,6 @@ def send_all(
             if grace_deadline is not None and rt.clock() >= grace_deadline:
                 break  # in-flight batches stay claimed: resume re-sends them
             done, _ = wait(list(inflight), timeout=0.25, return_when=FIRST_COMPLETED)
-            retries = 0
             for fut in done:
                 batch = inflight.pop(fut)
                 try:
@@ -380,15 +407,14 @@ def send_all(
                         grace_deadline = rt.clock()  # a refused token: stop at once
                     continue
                 retries += outcome.retries
-                journal.record_outcome(batch, outcome_to_result(batch, outcome))
-                stats.rows_done += batch.n_rows
-                stats.batches_sent += 1
-                rt.progress.advance(batch.n_rows)
-            meter.flush(retries)
+                outcomes.append((batch, outcome_to_result(batch, outcome)))
     finally:
         rt.stop.set()  # tells senders still backing off to give up
         pool.shutdown(wait=False, cancel_futures=True)
-        meter.flush()
+        # Outcomes already back (e.g. when Ctrl-C came during the wait) are real: keep them.
+        calls, limited, rate = meter.take()
+        journal.commit(outcomes=[(b, r) for b, r in outcomes if r is not EMPTY_RESULT],
+                       usage=(calls, limited, retries, rt.wall()), last_rate=rate)
     if stop_error is not None:
         raise stop_error
     if not exhausted:

@@ -315,6 +315,8 @@ class Sender:
                 outage_started = now
             outage = now - outage_started
             if attempt >= policy.max_attempts or outage + delay > policy.max_outage_seconds:
+                # A long wait HubSpot asked for (477 "Migration in progress" says
+                # Retry-After, up to hours) tells the resume when to come back.
                 raise ApiUnavailable(
                     f"HubSpot kept failing for {outage:.0f}s over {attempt} attempts; "
                     f"last: {reason}",

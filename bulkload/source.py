@@ -242,6 +242,8 @@ class CsvSource(Source):
                 yield reader.number(group.slice(0, rows_per_chunk)).chunk(indices, selected)
         last = reader.number(_concat(held)) if held else None
         tail = reader.finish()  # malformed records after the last row; end-of-file checks
+        if last is not None and not (last.table.num_rows or last.malformed or last.blank_rows):
+            last = None  # pyarrow's trailing empty batch: nothing to report
         if last is not None or tail:
             if last is None:
                 empty = [pa.array([], pa.string()) for _ in selected]
@@ -270,8 +272,13 @@ class ParquetSource(Source):
         selected = self._selected(columns, rows_per_chunk)
         next_row = 1
         try:
-            with pq.ParquetFile(self.path) as pf:
-                for batch in pf.iter_batches(batch_size=rows_per_chunk, columns=selected):
+            # Stream column chunks (no pre-buffering of whole row groups, reads of 1 MiB)
+            # and decode on this thread: about half the peak memory, no slower.
+            with pq.ParquetFile(self.path, pre_buffer=False, buffer_size=1 << 20) as pf:
+                batches = pf.iter_batches(
+                    batch_size=rows_per_chunk, columns=selected, use_threads=False
+                )
+                for batch in batches:
                     n = int(batch.num_rows)
                     if n == 0:
                         continue

@@ -108,6 +108,10 @@ def test_parquet_and_csv_give_the_same_store(tmp_path: Path) -> None:
             assert res.exit_code == 1, res.output
             stores.append(sb.store_records(ID))
     csv_store, parquet_store = stores
+    # Row 505's duration "12m30s" cannot exist in Parquet's int64 column: it is null
+    # there, so that row lands without a duration instead of failing (sample_data/README.md).
+    typed_only = parquet_store.pop("call-0000505")
+    assert "hs_call_duration" not in typed_only
     assert set(csv_store) == set(parquet_store)
     volatile = {"hs_object_id", "hs_createdate", "hs_lastmodifieddate"}
     for id_value, props in csv_store.items():

@@ -427,9 +427,7 @@ class HubSpotClient:
         return " ".join(text.split())[:200]
 
 
-def _with_trace(
-    failure: InputFailure, trace: str, inputs: Sequence[UpsertInput]
-) -> InputFailure:
+def _with_trace(failure: InputFailure, trace: str, inputs: Sequence[UpsertInput]) -> InputFailure:
     inp = next((i for i in inputs if trace_id_of(i) == trace), None)
     value = (
         inp["properties"].get(failure.property_name)

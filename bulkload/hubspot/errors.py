@@ -140,8 +140,16 @@ def _unescape(text: str) -> str:
 # --- classification -------------------------------------------------------------
 
 _TIMESTAMP_NAMES = frozenset(
-    {"hs_timestamp", "hs_createdate", "hs_lastmodifieddate", "createdate", "lastmodifieddate",
-     "closedate", "hs_call_start_time", "hs_call_end_time"}
+    {
+        "hs_timestamp",
+        "hs_createdate",
+        "hs_lastmodifieddate",
+        "createdate",
+        "lastmodifieddate",
+        "closedate",
+        "hs_call_start_time",
+        "hs_call_end_time",
+    }
 )
 _TIMESTAMP_NAME = re.compile(r"(timestamp|date|time|_at)$|_date_|_time_")
 _NUMBER_NAME = re.compile(r"duration|count|amount|number_of|_num$|_qty|quantity|price")
@@ -262,14 +270,8 @@ def diagnose(
     *,
     default_correlation_id: str | None = None,
     property_types: Mapping[str, str] | None = None,
-    invalid_values: Mapping[str, str] | None = None,
 ) -> Diagnosis:
-    """Read one StandardError (207) or Error (400/409) body.
-
-    `invalid_values` (an input's properties, when the error is known to be about
-    one input) lets INVALID_LONG be told apart by the value when the property's
-    type is unknown.
-    """
+    """Read one StandardError (207) or Error (400/409) body."""
     message = _str(error.get("message")) or ""
     hubspot_category = _str(error.get("category"))
     context = _mapping(error.get("context"))
@@ -303,14 +305,8 @@ def diagnose(
         names = _strings(context.get("propertyName")) or _strings(context.get("properties"))
         property_name = names[0] if names else None
 
-    value = invalid_values.get(property_name) if invalid_values and property_name else None
     error_type = classify(
-        code,
-        message,
-        hubspot_category,
-        property_name,
-        invalid_value=value,
-        property_types=property_types,
+        code, message, hubspot_category, property_name, property_types=property_types
     )
     return Diagnosis(
         error_type=error_type.value,
@@ -336,10 +332,9 @@ def failure_for_input(
     invalid_value: str | None = None
     if inp is not None and diagnosis.property_name is not None:
         invalid_value = inp["properties"].get(diagnosis.property_name)
-        if invalid_value is not None and error_type in (
-            ErrorType.INVALID_NUMBER, ErrorType.INVALID_TIMESTAMP
-        ) and diagnosis.code in ("INVALID_LONG", None):
-            # Now that the value is known, the type guess can use it too.
+        guessed = error_type in (ErrorType.INVALID_NUMBER, ErrorType.INVALID_TIMESTAMP)
+        if invalid_value is not None and guessed and diagnosis.code in ("INVALID_LONG", None):
+            # With the value at hand, an unknown property's type can be guessed from it.
             error_type = classify(
                 diagnosis.code,
                 diagnosis.message,
@@ -438,29 +433,12 @@ def failures_from_multi_status(
     """Read a 207 body's `errors[]`: failures by trace id, and those naming no known input."""
     if not isinstance(errors, list):
         return {}, []
-    index = _Index(inputs)
-    diagnoses: list[Diagnosis] = []
-    for error in errors:
-        if not isinstance(error, dict):
-            continue
-        first = _first_target(error, index)
-        diagnoses.append(
-            diagnose(
-                error,
-                default_correlation_id=correlation_id,
-                property_types=property_types,
-                invalid_values=first["properties"] if first is not None else None,
-            )
-        )
+    diagnoses = [
+        diagnose(error, default_correlation_id=correlation_id, property_types=property_types)
+        for error in errors
+        if isinstance(error, dict)
+    ]
     return _attribute(diagnoses, inputs, http_status, property_types)
-
-
-def _first_target(error: Mapping[str, object], index: _Index) -> UpsertInput | None:
-    context = _mapping(error.get("context"))
-    for trace in _strings(context.get("objectWriteTraceId")):
-        if trace in index.by_trace:
-            return index.by_trace[trace]
-    return None
 
 
 def failures_from_error_body(
@@ -480,19 +458,13 @@ def failures_from_error_body(
     must bisect to find the culprit.
     """
     error = _mapping(body)
-    if not error:
+    if not _str(error.get("message")):
+        # Not JSON (an HTML error page), or JSON without a message: use the text we have.
         message = fallback_message or f"HubSpot answered HTTP {http_status}"
-        if len(inputs) == 1:
-            return [unknown_failure(trace_id_of(inputs[0]), message, http_status,
-                                    correlation_id=correlation_id)], message, correlation_id
-        return [unknown_failure(None, message, http_status, correlation_id=correlation_id)], \
-            message, correlation_id
+        error = {**error, "message": message}
     only = inputs[0] if len(inputs) == 1 else None
     diagnosis = diagnose(
-        error,
-        default_correlation_id=correlation_id,
-        property_types=property_types,
-        invalid_values=only["properties"] if only is not None else None,
+        error, default_correlation_id=correlation_id, property_types=property_types
     )
     if http_status == 413 and diagnosis.error_type == ErrorType.UNKNOWN_ERROR:
         # Payload too large: some value in the input is too big to send.
@@ -500,8 +472,9 @@ def failures_from_error_body(
     attributed, unattributed = _attribute([diagnosis], inputs, http_status, property_types)
     if only is not None and not attributed:
         attributed = {
-            trace_id_of(only): failure_for_input(diagnosis, only, http_status,
-                                                 property_types=property_types)
+            trace_id_of(only): failure_for_input(
+                diagnosis, only, http_status, property_types=property_types
+            )
         }
         unattributed = []
     failures = list(attributed.values()) if attributed else unattributed[:1]

@@ -10,14 +10,22 @@ tested against, and shared code would hide protocol bugs on both sides.
 
 Modules: config (knobs), wire (HubSpot's bodies), schema (call properties),
 validate (value rules), store (records, SQLite), upsert (batch semantics),
-ratelimit, faults, state (all of it together), app (ASGI), server (threads,
-foreground), command (click).
+ratelimit, faults, state (all of it together), app (ASGI), server (a thread,
+or the foreground), process (a child process), command (click).
 """
 
 from __future__ import annotations
 
 from bulkload.sandbox.command import sandbox_command
 from bulkload.sandbox.config import FaultKind, SandboxConfig
+from bulkload.sandbox.process import SandboxProcess
 from bulkload.sandbox.server import SandboxServer, serve
 
-__all__ = ["FaultKind", "SandboxConfig", "SandboxServer", "sandbox_command", "serve"]
+__all__ = [
+    "FaultKind",
+    "SandboxConfig",
+    "SandboxProcess",
+    "SandboxServer",
+    "sandbox_command",
+    "serve",
+]

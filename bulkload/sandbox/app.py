@@ -110,9 +110,7 @@ class SandboxApp:
         verdict = state.limiter.check(token, config.clock())
         headers = verdict.headers
         if verdict.policy is not None:
-            state.counters.rate_limited[verdict.policy] = (
-                state.counters.rate_limited.get(verdict.policy, 0) + 1
-            )
+            state.counters.limited(verdict.policy)
             extra = (
                 [(b"retry-after", str(verdict.retry_after_s).encode())]
                 if config.retry_after

@@ -5,6 +5,7 @@ Only parsing here; the server is `serve()` and the knobs are `SandboxConfig`.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import click
@@ -195,11 +196,18 @@ def _faults(
     show_default=True,
     help="The portalId shown in validation errors.",
 )
+@click.option(
+    "--config-json",
+    hidden=True,
+    default=None,
+    help="SandboxConfig fields as a JSON object, applied over the flags (used by SandboxProcess).",
+)
 def sandbox_command(
     host: str,
     port: int,
     rate_limit: tuple[int | None, float],
     faults: dict[str, float],
+    config_json: str | None,
     **options: Any,
 ) -> None:
     """Run a local HubSpot-compatible server for calls batch upserts.
@@ -218,6 +226,8 @@ def sandbox_command(
             fault_probabilities=faults,
             **options,
         )
+        if config_json:
+            config = config.replace(**json.loads(config_json))
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None
     serve(config, host, port)

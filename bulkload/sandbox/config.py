@@ -62,7 +62,7 @@ FAULT_RATE_WEIGHTS: Mapping[FaultKind, float] = {
 }
 
 
-def _system_clock() -> float:
+def system_clock() -> float:
     return time.time()
 
 
@@ -106,7 +106,7 @@ class SandboxConfig:
     # --- persistence
     store_path: str | None = None  # SQLite file; None keeps records in memory only
     # --- time, injectable so tests drive the rate windows without sleeping
-    clock: Callable[[], float] = field(default=_system_clock, compare=False)
+    clock: Callable[[], float] = field(default=system_clock, compare=False)
 
     def __post_init__(self) -> None:
         if self.mode not in ("multi_status", "strict"):

@@ -7,6 +7,7 @@ log level warning: the sandbox must not be what a benchmark measures.
 
 from __future__ import annotations
 
+import asyncio
 import concurrent.futures
 import socket
 import sys
@@ -45,8 +46,6 @@ class _Uvicorn(uvicorn.Server):
         self.loop: Any = None
 
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
-        import asyncio
-
         self.loop = asyncio.get_running_loop()
         await super().startup(sockets=sockets)
         if self.started:
@@ -105,6 +104,9 @@ class SandboxServer:
     def start(self) -> SandboxServer:
         if self._thread is not None:
             raise RuntimeError("sandbox already started")
+        # A (re)start begins from the initial config; records persist only with store_path.
+        self._started.clear()
+        self._failure = None
         state = SandboxState(self._initial)
         self._state = state
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)

@@ -58,6 +58,9 @@ class Counters:
         name = str(key)
         self.by_status[name] = self.by_status.get(name, 0) + 1
 
+    def limited(self, policy: str) -> None:
+        self.rate_limited[policy] = self.rate_limited.get(policy, 0) + 1
+
     def fault(self, kind: FaultKind, applied: bool | None) -> None:
         self.faults[kind.value] = self.faults.get(kind.value, 0) + 1
         if applied is True:

@@ -115,7 +115,8 @@ class RecordStore:
             value = props.get(name)
             if value is not None:
                 index[value] = record
-        self._touch(record)
+        if self._db is not None:
+            self._dirty.append(record)
         return record
 
     def update(self, record: Record, values: dict[str, str], now_ms: int, now_iso: str) -> None:
@@ -146,9 +147,6 @@ class RecordStore:
                 if value == "":
                     del props[name]
         record.writes += 1
-        self._touch(record)
-
-    def _touch(self, record: Record) -> None:
         if self._db is not None:
             self._dirty.append(record)
 

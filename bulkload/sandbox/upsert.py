@@ -47,6 +47,8 @@ _INPUT_TYPE = "SimplePublicObjectBatchInputUpsert"
 _DEFAULT_ID_PROPERTY = "hs_object_id"  # what HubSpot upserts by when idProperty is left out
 
 Issue = tuple[str, str, str]  # (property name, code, message)
+_STR: set[type] = {str}
+_STR_OR_NONE: set[type] = {str, type(None)}
 
 
 @dataclass(slots=True)
@@ -64,8 +66,9 @@ class _Input:
 class _Failure:
     position: int
     kind: str  # "invalid" | "required" | "conflict"
-    issues: tuple[Issue, ...] = ()
-    message: str = ""
+    issues: tuple[Issue, ...] = ()  # invalid: the property errors
+    missing: tuple[str, ...] = ()  # required: the properties not set
+    message: str = ""  # conflict: the message
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,13 +115,34 @@ class Upserter:
         failed_at = {f.position for f in failures}
         now_ms = int(self.clock() * 1000)
         now_iso = iso_from_ms(now_ms)
+        store = self.store
+        multi = self.schema.multi
         results: list[UpsertResult] = []
         created = 0
         for item in inputs:
-            if item.position in failed_at:
+            if failed_at and item.position in failed_at:
                 continue
-            results.append(self._write(item, now_ms, now_iso))
-            created += results[-1]["new"]
+            values = item.values
+            record = item.record
+            if multi:
+                self._merge_appends(record, values)
+            if record is None:
+                store.create(item.id_property, values, now_ms, now_iso)
+                created += 1
+            else:
+                store.update(record, values, now_ms, now_iso)
+            # `values` now carries hs_object_id, hs_createdate and hs_lastmodifieddate.
+            result: UpsertResult = {
+                "id": values["hs_object_id"],
+                "properties": values,
+                "createdAt": values["hs_createdate"],
+                "updatedAt": values["hs_lastmodifieddate"],
+                "archived": False,
+                "new": record is None,
+            }
+            if item.trace is not None:
+                result["objectWriteTraceId"] = item.trace
+            results.append(result)
         self.store.commit()
 
         body: dict[str, Any] = {"status": "COMPLETE", "results": results}
@@ -161,9 +185,49 @@ class Upserter:
                 "Please reduce the number of items and try again",
                 "VALIDATION_ERROR",
             )
-        writable = self.schema.writable
+        fast = self._read_plain_batch(raw_inputs)
+        if fast is not None:
+            return fast
+        return self._read_inputs(raw_inputs)
+
+    def _read_plain_batch(self, raw_inputs: list[Any]) -> list[_Input] | None:
+        """The common batch, checked in C: well-formed inputs, writable names, short strings.
+
+        Returns None when anything is unusual; `_read_inputs` then finds and
+        reports it input by input.
+        """
+        try:
+            ids: list[Any] = list(map(dict.get, raw_inputs, repeat("id")))
+            rows: list[Any] = list(map(dict.get, raw_inputs, repeat("properties")))
+            id_properties: list[Any] = list(map(dict.get, raw_inputs, repeat("idProperty")))
+            traces: list[Any] = list(map(dict.get, raw_inputs, repeat("objectWriteTraceId")))
+            # join() fails on a missing or non-dict row and on a non-string
+            # value; each input's joined length bounds each of its values.
+            joined = list(map("".join, map(dict.values, rows)))
+        except TypeError:
+            return None
+        if (
+            not set(map(type, ids)) <= _STR
+            or "" in ids
+            or not set(map(type, id_properties)) <= _STR_OR_NONE
+            or not set(map(type, traces)) <= _STR_OR_NONE
+            or not set().union(*rows) <= self.schema.writable
+            or max(map(len, joined), default=0) > MAX_STRING_LENGTH
+        ):
+            return None
+        inputs = [
+            _Input(position, id_property or _DEFAULT_ID_PROPERTY, id_value, trace, row, None)
+            for position, (id_property, id_value, trace, row) in enumerate(
+                zip(id_properties, ids, traces, rows, strict=True)
+            )
+        ]
+        self._check_columns(inputs)
+        return inputs
+
+    def _read_inputs(self, raw_inputs: list[Any]) -> list[_Input]:
+        """Input by input (a batch with something unusual in it), raising the first
+        whole-request error HubSpot would and collecting each input's issues."""
         inputs: list[_Input] = []
-        plain_inputs: list[_Input] = []  # only writable names and short strings: columns next
         for position, item in enumerate(raw_inputs):
             if type(item) is not dict:
                 raise invalid_json(
@@ -192,27 +256,9 @@ class Upserter:
             trace = item.get("objectWriteTraceId")
             if trace is not None and type(trace) is not str:
                 trace = self._text(trace, position, "objectWriteTraceId")
-
             entry = _Input(position, id_property, id_value, trace, props, None)
+            entry.issues = self._check_one_by_one(entry)
             inputs.append(entry)
-            # The fast path, all in C: join() fails on a non-string and its
-            # length bounds every value's; the key view compares as a set.
-            try:
-                total = len("".join(props.values()))
-            except TypeError:
-                total = -1
-            if (
-                total >= 0
-                and props.keys() <= writable
-                and (
-                    total <= MAX_STRING_LENGTH or max(map(len, props.values())) <= MAX_STRING_LENGTH
-                )
-            ):
-                plain_inputs.append(entry)
-            else:
-                entry.issues = self._check_one_by_one(entry)
-        if plain_inputs:
-            self._check_columns(plain_inputs)
         return inputs
 
     def _check_columns(self, inputs: list[_Input]) -> None:
@@ -237,7 +283,7 @@ class Upserter:
                     entry.values[name] = normal
 
     def _check_one_by_one(self, entry: _Input) -> list[Issue] | None:
-        """The slow path for an input with non-strings, unknown or read-only names, long values."""
+        """Each property of one input in turn: non-strings, unknown and read-only names too."""
         rules = self.schema.rules
         props = entry.values
         issues: list[Issue] = []
@@ -334,9 +380,9 @@ class Upserter:
             values[id_property] = id_value  # `id` wins over a value in properties
             record = item.record = store.find(id_property, id_value)
             if record is None:
-                missing = [name for name in REQUIRED_ON_CREATE if not values.get(name)]
+                missing = tuple(name for name in REQUIRED_ON_CREATE if not values.get(name))
                 if missing:
-                    failures.append(_Failure(item.position, "required", message=",".join(missing)))
+                    failures.append(_Failure(item.position, "required", missing=missing))
                     continue
             for name in unique_names:
                 value = values.get(name) if name != id_property else None
@@ -371,38 +417,15 @@ class Upserter:
             )
         return claims
 
-    # --- step 4: the write
+    # --- step 4: the write (in run)
 
-    def _write(self, item: _Input, now_ms: int, now_iso: str) -> UpsertResult:
-        values = item.values
-        record = item.record
-        if record is None:
-            self.store.create(item.id_property, values, now_ms, now_iso)
-            created = True
-        else:
-            if self.schema.multi:
-                self._merge_appends(record, values)
-            self.store.update(record, values, now_ms, now_iso)
-            created = False
-        # `values` now carries hs_object_id, hs_createdate and hs_lastmodifieddate.
-        result: UpsertResult = {
-            "id": values["hs_object_id"],
-            "properties": values,
-            "createdAt": values["hs_createdate"],
-            "updatedAt": values["hs_lastmodifieddate"],
-            "archived": False,
-            "new": created,
-        }
-        if item.trace is not None:
-            result["objectWriteTraceId"] = item.trace
-        return result
-
-    def _merge_appends(self, record: Record, values: dict[str, str]) -> None:
+    def _merge_appends(self, record: Record | None, values: dict[str, str]) -> None:
         """A multi-select value with a leading `;` adds to the stored options."""
         multi = self.schema.multi
+        stored = record.properties if record is not None else {}
         for name, value in values.items():
             if name in multi and value.startswith(";"):
-                current = [v for v in record.properties.get(name, "").split(";") if v]
+                current = [v for v in stored.get(name, "").split(";") if v]
                 added = [v for v in value.split(";") if v and v not in current]
                 values[name] = ";".join(current + added)
 
@@ -442,7 +465,7 @@ class Upserter:
                 400,
                 REQUIRED_MESSAGE,
                 "VALIDATION_ERROR",
-                context={"properties": failure.message.split(",")},
+                context={"properties": list(failure.missing)},
             )
         return api_error(409, failure.message, "CONFLICT")
 
@@ -461,7 +484,7 @@ class Upserter:
                 "status": "error",
                 "category": "VALIDATION_ERROR",
                 "message": REQUIRED_MESSAGE,
-                "context": {"objectWriteTraceId": traces, "properties": failure.message.split(",")},
+                "context": {"objectWriteTraceId": traces, "properties": list(failure.missing)},
             }
         return {
             "status": "error",
