@@ -7,13 +7,15 @@ dict) or raises a BulkloadError whose class carries the exit code.
 from __future__ import annotations
 
 import fcntl
+import json
 import os
 import re
 import secrets
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -294,22 +296,35 @@ def status_of(journal: Journal) -> dict[str, Any]:
         out["resume_after"] = job.resume_after
         out["resume_command"] = f"bulkload resume {job.job_id}"
     out["usage"] = usage_of(journal)
+    if state == JobState.RUNNING:
+        out["throughput"] = throughput_of(journal, counts["rows"]["pending"])
     return out
+
+
+def throughput_of(journal: Journal, pending: int, window_s: float = 60.0) -> dict[str, Any]:
+    """Rows/s over the last minute of finished batches, and the ETA at that pace."""
+    since = (datetime.now(UTC) - timedelta(seconds=window_s)).strftime("%Y-%m-%dT%H:%M:%S")
+    r = journal.db.execute(
+        "SELECT COALESCE(SUM(n_rows), 0), MIN(finished_at) FROM batches WHERE finished_at >= ?", [since]
+    ).fetchone()
+    rows = int(r[0])
+    if not rows or r[1] is None:
+        return {"rows_per_second": 0.0, "eta_seconds": None}
+    first = datetime.strptime(r[1][:19], "%Y-%m-%dT%H:%M:%S").replace(tzinfo=UTC)
+    elapsed = max(1.0, (datetime.now(UTC) - first).total_seconds())
+    rate = rows / elapsed
+    return {"rows_per_second": round(rate, 1), "eta_seconds": round(pending / rate) if rate else None}
 
 
 def usage_of(journal: Journal) -> dict[str, Any]:
     """API usage: the last 24 hours against the budget or the account's daily limit."""
     job = journal.job()
-    import time
-
     calls_24h, limited_24h, retries_24h = journal.usage_since(time.time() - 86_400)
     calls, limited, retries = journal.usage_since(0)
     last_rate = job.last_rate or {}
     budget = None
     runs = journal.runs()
     for r in reversed(runs):
-        import json
-
         t = json.loads(r.get("tuning") or "{}")
         if t.get("daily_budget"):
             budget = int(t["daily_budget"])

@@ -49,6 +49,12 @@ def _job_dir(value: Path | None) -> Path:
 
 def fail(e: BulkloadError, job_id: str | None = None) -> NoReturn:
     """Print one line (and the resume hint when there is something to resume), then exit."""
+    from bulkload.errors import Interrupted
+
+    if job_id and isinstance(e, Interrupted):
+        # One line, the same one a second Ctrl-C prints: scripts and people look for it.
+        click.echo(f"Interrupted. Resume with: bulkload resume {job_id}", err=True)
+        sys.exit(e.exit_code)
     click.echo(f"error: {e}" if not isinstance(e, StopResumable | AuthError) else _stop_line(e), err=True)
     if job_id and isinstance(e, StopResumable | AuthError):
         click.echo(f"Resume with: bulkload resume {job_id}", err=True)
@@ -161,7 +167,21 @@ def print_result(result: api.RunResult, as_json: bool) -> None:
     click.echo(render_summary(result.job_id, result.journal.parent))
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+class _Commands(click.Group):
+    """The `bulkload` group; `sandbox` is imported only when used (its server stack is heavy)."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted([*super().list_commands(ctx), "sandbox"])
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name == "sandbox":
+            from bulkload.sandbox import sandbox_command
+
+            return sandbox_command
+        return super().get_command(ctx, cmd_name)
+
+
+@click.group(cls=_Commands, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(package_name="bulkload")
 def cli() -> None:
     """Load call records from CSV or Parquet into HubSpot through the CRM batch upsert API.
@@ -402,15 +422,6 @@ def demo(keep_running: bool, job_dir: Path | None) -> None:
     except BulkloadError as e:
         fail(e)
     sys.exit(code)
-
-
-def _attach_sandbox() -> None:
-    from bulkload.sandbox import sandbox_command
-
-    cli.add_command(sandbox_command, name="sandbox")
-
-
-_attach_sandbox()
 
 
 def main() -> None:

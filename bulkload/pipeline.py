@@ -97,7 +97,7 @@ def scan_source(journal: Journal, source: Source, column_map: ColumnMap) -> tupl
     journal.reset_scan()
     total = 0
     with_id = 0
-    for chunk in source.chunks():
+    for chunk in source.chunks([column_map.id_column], rows_per_chunk=SEND_CHUNK_ROWS):
         ids = _ids_as_strings(chunk.table.column(column_map.id_column))
         rows = chunk.row_numbers
         if len(rows):

@@ -59,6 +59,11 @@ def render_status(job_id: str, job_dir: Path) -> str:
         + f" · {_n(usage['rate_limited_total'])} answered 429 · {_n(usage['retries_total'])} retries",
         f"  updated   {st['updated_at']}",
     ]
+    if "throughput" in st:
+        tp = st["throughput"]
+        eta = tp["eta_seconds"]
+        lines.append(f"  pace      {tp['rows_per_second']:,.0f} rows/s"
+                     + (f" · ETA {eta // 3600:d}h{eta % 3600 // 60:02d}m{eta % 60:02d}s" if eta is not None else ""))
     from bulkload.report import render_summary as render_cards
     from bulkload.report import summary
 
