@@ -1,0 +1,161 @@
+"""The command line: help everywhere, usage errors are one line and exit 2, layering holds."""
+
+from __future__ import annotations
+
+import ast
+import json
+from pathlib import Path
+
+import pytest
+
+from bulkload.cli import cli
+from bulkload.sandbox import SandboxServer
+from tests.conftest import ROOT, SAMPLE_CSV, TOKEN, cli_env, good_row, run_cli, write_csv
+
+COMMANDS = ["load", "resume", "status", "jobs", "retry", "report", "sandbox", "demo"]
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_every_command_has_help(command: str) -> None:
+    res = run_cli([command, "--help"])
+    assert res.exit_code == 0
+    assert "Usage:" in res.output
+    assert len(res.output.splitlines()) > 3
+
+
+def test_group_help_lists_every_command_and_the_exit_codes() -> None:
+    res = run_cli(["--help"])
+    for command in COMMANDS:
+        assert command in res.output
+    assert "75" in res.output and "77" in res.output
+
+
+def one_line_exit_2(res_output: str, code: int) -> None:
+    assert code == 2, res_output
+    assert "Traceback" not in res_output
+
+
+def test_missing_token_is_a_usage_error(tmp_path: Path) -> None:
+    res = run_cli(["load", str(SAMPLE_CSV), "--id-property", "external_call_id", "--job-dir", str(tmp_path)],
+                  env={"HUBSPOT_BASE_URL": "http://127.0.0.1:9"})
+    one_line_exit_2(res.output, res.exit_code)
+    assert "HUBSPOT_ACCESS_TOKEN" in res.output
+
+
+def test_plain_http_is_refused_for_non_loopback_hosts(tmp_path: Path) -> None:
+    res = run_cli(["load", str(SAMPLE_CSV), "--id-property", "external_call_id", "--job-dir", str(tmp_path),
+                   "--base-url", "http://api.example.com"], env={"HUBSPOT_ACCESS_TOKEN": TOKEN})
+    one_line_exit_2(res.output, res.exit_code)
+    assert "http://" in res.output
+    assert not list(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--batch-size", "101"],
+        ["--batch-size", "0"],
+        ["--rate", "fast"],
+        ["--concurrency", "0"],
+        ["--column", "nonsense"],
+        ["--column", "no_such_column=hs_call_title"],
+    ],
+)
+def test_bad_flags_exit_2_before_anything_is_sent(
+    sandbox: SandboxServer, tmp_path: Path, args: list[str]
+) -> None:
+    res = run_cli(["load", str(SAMPLE_CSV), "--id-property", "external_call_id", "--job-dir", str(tmp_path),
+                   "--no-progress", *args], env=cli_env(sandbox))
+    one_line_exit_2(res.output, res.exit_code)
+    assert sandbox.counters()["requests_total"] == 0
+
+
+def test_unknown_property_and_non_unique_id_property_are_refused(sandbox: SandboxServer, tmp_path: Path) -> None:
+    path = write_csv(tmp_path / "calls.csv", [good_row(1)], columns=["external_call_id", "hs_timestamp", "hs_call_titel"])
+    res = run_cli(["load", str(path), "--id-property", "external_call_id", "--job-dir", str(tmp_path / "j"),
+                   "--no-progress"], env=cli_env(sandbox))
+    one_line_exit_2(res.output, res.exit_code)
+    assert "hs_call_titel" in res.output
+    path = write_csv(tmp_path / "calls2.csv", [good_row(1)], columns=["hs_call_title", "hs_timestamp"])
+    res = run_cli(["load", str(path), "--id-property", "hs_call_title", "--job-dir", str(tmp_path / "j"),
+                   "--no-progress"], env=cli_env(sandbox))
+    one_line_exit_2(res.output, res.exit_code)
+    assert "unique" in res.output
+    assert sandbox.counters()["inputs_written"] == 0
+    assert not (tmp_path / "j").exists() or not any((tmp_path / "j").glob("*.journal.sqlite"))
+
+
+def test_unknown_job_is_exit_2(tmp_path: Path) -> None:
+    for args in (["status", "nope"], ["report", "nope"], ["resume", "nope"], ["retry", "nope"]):
+        res = run_cli([*args, "--job-dir", str(tmp_path)], env={"HUBSPOT_ACCESS_TOKEN": TOKEN,
+                                                               "HUBSPOT_BASE_URL": "http://127.0.0.1:9"})
+        one_line_exit_2(res.output, res.exit_code)
+        assert "no such job" in res.output
+
+
+def test_dry_run_sends_nothing_and_says_what_would_be_sent(tmp_path: Path) -> None:
+    res = run_cli(["load", str(SAMPLE_CSV), "--id-property", "external_call_id", "--dry-run", "--json",
+                   "--job-dir", str(tmp_path)])
+    assert res.exit_code == 0, res.output
+    report = json.loads(res.output)
+    assert report["rows"]["total"] == 2000
+    assert report["rows"]["superseded"] == 1
+    assert report["local_failures"] == {"INVALID_TIMESTAMP": 1, "MISSING_ID_VALUE": 1}
+    assert report["rows"]["would_send"] == 2000 - 1 - 2
+    assert report["requests"] == 20
+    assert not list(tmp_path.iterdir())
+
+
+def test_a_job_id_cannot_be_reused(sandbox: SandboxServer, tmp_path: Path) -> None:
+    path = write_csv(tmp_path / "calls.csv", [good_row(i) for i in range(5)])
+    args = ["load", str(path), "--id-property", "external_call_id", "--job-dir", str(tmp_path / "j"),
+            "--job-id", "mine", "--no-progress"]
+    assert run_cli(args, env=cli_env(sandbox)).exit_code == 0
+    res = run_cli(args, env=cli_env(sandbox))
+    one_line_exit_2(res.output, res.exit_code)
+    assert "bulkload resume mine" in res.output
+
+
+# ---- layering (STYLE.md): lower layers never import higher ones; the sandbox imports nothing of bulkload
+
+LAYERS = {
+    "errors": 0, "taxonomy": 0, "config": 1, "source": 2, "hubspot": 2, "mapping": 3, "sender": 3,
+    "chunker": 4, "journal": 5, "pipeline": 6, "report": 6, "retry": 7, "dryrun": 7, "api": 8, "views": 9,
+    "demo": 10, "cli": 11,
+}
+
+
+def _imports(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    out: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module:
+            out.add(node.module)
+        elif isinstance(node, ast.Import):
+            out.update(a.name for a in node.names)
+    return out
+
+
+def test_sandbox_imports_nothing_from_the_rest_of_bulkload() -> None:
+    for path in (ROOT / "bulkload" / "sandbox").rglob("*.py"):
+        bad = {m for m in _imports(path) if m.startswith("bulkload") and not m.startswith("bulkload.sandbox")}
+        assert not bad, (path.name, bad)
+
+
+def test_lower_layers_never_import_higher_ones() -> None:
+    for path in (ROOT / "bulkload").rglob("*.py"):
+        rel = path.relative_to(ROOT / "bulkload")
+        top = rel.parts[0].removesuffix(".py")
+        if top in ("sandbox", "__init__", "__main__"):
+            continue
+        level = LAYERS[top]
+        for module in _imports(path):
+            parts = module.split(".")
+            if parts[0] != "bulkload" or len(parts) < 2 or parts[1] == "sandbox":
+                continue
+            other = LAYERS.get(parts[1])
+            assert other is not None and (other < level or parts[1] == top), (str(rel), module)
+
+
+def test_cli_object_is_the_console_script() -> None:
+    assert cli.name in ("cli", "bulkload")
