@@ -177,11 +177,13 @@ class UsageMeter:
         self._last_rate: dict[str, Any] | None = None
         self._refresh_at = 0.0
         self._base = 0
+        self._oldest: int | None = None
 
     def _refresh(self) -> None:
         now = self.wall()
         if now >= self._refresh_at:
             self._base = self.journal.usage_since(now - 86_400)[0]
+            self._oldest = self.journal.oldest_usage_minute_since(now - 86_400)
             self._refresh_at = now + USAGE_REFRESH_SECONDS
 
     def check(self) -> None:
@@ -195,9 +197,10 @@ class UsageMeter:
             raise self.exhausted()
 
     def exhausted(self) -> QuotaExhausted:
+        """The pause, with when the rolling 24 hours free the oldest calls again."""
         now = self.wall()
-        oldest = self.journal.oldest_usage_minute_since(now - 86_400)
-        at = datetime.fromtimestamp(((oldest or int(now // 60)) + 1) * 60 + 86_400, UTC)
+        oldest = self._oldest if self._oldest is not None else int(now // 60)
+        at = datetime.fromtimestamp((oldest + 1) * 60 + 86_400, UTC)
         return QuotaExhausted(
             f"the daily budget of {self.budget:,} API calls is spent; calls free up from "
             f"{at:%Y-%m-%d %H:%M} UTC",
@@ -209,9 +212,11 @@ class UsageMeter:
         if self.budget is None:
             return
         with self._lock:
-            if self._base + self._calls >= self.budget:
-                raise QuotaExhausted(f"the daily budget of {self.budget:,} API calls is spent")
-            self._calls += 1  # counted before sending: a lost response still cost a call
+            spent = self._base + self._calls >= self.budget
+            if not spent:
+                self._calls += 1  # counted before sending: a lost response still cost a call
+        if spent:
+            raise self.exhausted()
 
     def after_response(self, status: int | None, rate: Any) -> None:
         with self._lock:
@@ -280,9 +285,11 @@ def _failure_record(batch: PlannedBatch, f: InputFailure, id_by_trace: dict[str,
 
 
 def outcome_to_result(batch: PlannedBatch, outcome: BatchOutcome) -> BatchResult:
-    id_by_trace = {i["objectWriteTraceId"]: i["id"] for i in batch.inputs}
-    errors = [_failure_record(batch, f, id_by_trace) for f in outcome.failures if f.trace_id in id_by_trace]
-    created = sum(1 for s in outcome.successes if s.created)
+    errors: list[ErrorRecord] = []
+    if outcome.failures:
+        id_by_trace = {i["objectWriteTraceId"]: i["id"] for i in batch.inputs}
+        errors = [_failure_record(batch, f, id_by_trace) for f in outcome.failures if f.trace_id in id_by_trace]
+    created = sum([s.created for s in outcome.successes])
     return BatchResult(
         created=created,
         updated=len(outcome.successes) - created,

@@ -31,7 +31,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from types import TracebackType
-from typing import Self
+from typing import NamedTuple, Self
 from urllib.parse import quote
 
 import httpx
@@ -75,9 +75,11 @@ _TRANSIENT_4XX = frozenset({408, 423, 425, 477})
 _NOT_ABOUT_INPUTS = frozenset({404, 405, 406, 410, 415})
 
 
-@dataclass(frozen=True)
-class InputSuccess:
-    """One input HubSpot wrote: its trace id, the record's id, and created (vs updated)."""
+class InputSuccess(NamedTuple):
+    """One input HubSpot wrote: its trace id, the record's id, and created (vs updated).
+
+    A NamedTuple, not a dataclass: one is built per written row, on the hot path.
+    """
 
     trace_id: str
     record_id: str
@@ -242,7 +244,7 @@ class HubSpotClient:
         )
         rate = RateLimitInfo.from_headers(response.headers)
         if response.status_code in (200, 201, 207):
-            return self._parse_upsert(response, inputs, rate)
+            return self._parse_upsert(response, inputs, rate, trace_ids)
         self._raise_for_status(response, rate, inputs)
         raise TransientError(
             f"unexpected success status {response.status_code}", response.status_code, rate=rate
@@ -307,7 +309,11 @@ class HubSpotClient:
     # --- reading answers ----------------------------------------------------------------
 
     def _parse_upsert(
-        self, response: httpx.Response, inputs: Sequence[UpsertInput], rate: RateLimitInfo
+        self,
+        response: httpx.Response,
+        inputs: Sequence[UpsertInput],
+        rate: RateLimitInfo,
+        trace_ids: Sequence[str],
     ) -> UpsertResponse:
         status = response.status_code
         body = _loads(response.content)
@@ -317,8 +323,7 @@ class HubSpotClient:
             raise TransientError(
                 f"HTTP {status} body is not a batch upsert response", status, rate=rate
             )
-        trace_ids = [trace_id_of(i) for i in inputs]
-        successes = self._match_results(results, inputs)
+        successes = self._match_results(results, inputs, trace_ids)
         attributed, unattributed = failures_from_multi_status(
             body.get("errors"),
             inputs,
@@ -345,12 +350,12 @@ class HubSpotClient:
 
     @staticmethod
     def _match_results(
-        results: list[object], inputs: Sequence[UpsertInput]
+        results: list[object], inputs: Sequence[UpsertInput], trace_ids: Sequence[str]
     ) -> dict[str, InputSuccess]:
-        known = {trace_id_of(i) for i in inputs}
-        # Fallback key: the idProperty value HubSpot echoes in the record's properties.
-        by_value = {(i.get("idProperty"), i["id"]): trace_id_of(i) for i in inputs}
-        id_properties = {p for i in inputs if (p := i.get("idProperty"))}
+        known = set(trace_ids)
+        # Fallback key: the idProperty value HubSpot echoes in the record's properties;
+        # built only if a result comes back without a trace id we know.
+        by_value: dict[tuple[object, str], str] | None = None
         successes: dict[str, InputSuccess] = {}
         for result in results:
             if not isinstance(result, dict):
@@ -360,12 +365,14 @@ class HubSpotClient:
                 record_id = str(record_id)
             if not isinstance(record_id, str) or not record_id:
                 continue
-            trace = _str(result.get("objectWriteTraceId"))
-            if trace not in known:
+            trace = result.get("objectWriteTraceId")
+            if trace not in known or not isinstance(trace, str):
+                if by_value is None:
+                    by_value = {(i.get("idProperty"), i["id"]): t for i, t in zip(inputs, trace_ids, strict=True)}
                 trace = None
                 props = result.get("properties")
                 if isinstance(props, dict):
-                    for prop in id_properties:
+                    for prop in {p for i in inputs if (p := i.get("idProperty"))}:
                         value = props.get(prop)
                         if isinstance(value, str) and (prop, value) in by_value:
                             trace = by_value[(prop, value)]
