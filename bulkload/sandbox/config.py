@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Literal
 
+from bulkload.sandbox.schema import Schema
+
 Mode = Literal["multi_status", "strict"]
 UnknownProperties = Literal["error", "ignore"]
 
@@ -133,6 +135,8 @@ class SandboxConfig:
             raise ValueError("fault probabilities add up to more than 1")
         if self.max_inputs < 1:
             raise ValueError("max_inputs must be at least 1")
+        # Building the schema checks the unique property names (pattern, clashes, at most 10).
+        Schema(self.unique_properties)
 
     def fault_table(self) -> dict[FaultKind, float]:
         """Each kind's probability per request: its own knob plus its share of fault_rate."""

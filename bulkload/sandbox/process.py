@@ -118,7 +118,9 @@ class SandboxProcess:
         response.raise_for_status()
         return response.json()
 
+    @property
     def config(self) -> dict[str, Any]:
+        """The running config as JSON (SandboxServer.config gives the SandboxConfig)."""
         result: dict[str, Any] = self._request("GET", "config")
         return result
 

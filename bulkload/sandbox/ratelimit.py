@@ -17,6 +17,8 @@ import math
 from collections import deque
 from dataclasses import dataclass
 
+from bulkload.sandbox.config import SandboxConfig
+
 
 @dataclass(frozen=True, slots=True)
 class Verdict:
@@ -28,33 +30,19 @@ class Verdict:
 
 
 class RateLimiter:
-    def __init__(
-        self,
-        max_requests: int | None,
-        window_s: float,
-        daily_limit: int | None,
-        *,
-        counts_rejected: bool = False,
-    ) -> None:
+    def __init__(self, config: SandboxConfig) -> None:
         self.windows: dict[str, deque[float]] = {}
         self.daily_used = 0
         self._day: int | None = None
-        self.configure(max_requests, window_s, daily_limit, counts_rejected=counts_rejected)
+        self.configure(config)
 
-    def configure(
-        self,
-        max_requests: int | None,
-        window_s: float,
-        daily_limit: int | None,
-        *,
-        counts_rejected: bool = False,
-    ) -> None:
-        """Change the limits; requests already counted stay counted."""
-        self.max_requests = max_requests
-        self.window_s = window_s
-        self.daily_limit = daily_limit
-        self.counts_rejected = counts_rejected
-        self._interval = str(round(window_s * 1000)).encode()
+    def configure(self, config: SandboxConfig) -> None:
+        """Take the limits from `config`; requests already counted stay counted."""
+        self.max_requests = config.rate_limit_max
+        self.window_s = config.rate_limit_window_s
+        self.daily_limit = config.daily_limit
+        self.counts_rejected = config.rate_limit_counts_rejected
+        self._interval = str(round(self.window_s * 1000)).encode()
 
     def reset_daily(self) -> None:
         self.daily_used = 0

@@ -331,20 +331,31 @@ class Schema:
         self.plain: set[str] = set()
         self.checked: dict[str, Rule] = {}
         self.multi: set[str] = set()
-        for prop in DEFAULT_PROPERTIES:
-            self.add(prop)
+        for default in DEFAULT_PROPERTIES:
+            self.add(default)
         for name in (EXTERNAL_ID, *extra_unique):
-            if name in self.properties:
-                if not self.properties[name].has_unique_value:
-                    raise ValueError(
-                        f"{name} is a HubSpot default property and cannot be made unique"
-                    )
-                continue
-            if _NAME.fullmatch(name) is None:
-                raise ValueError(f"{name!r} is not a valid property name (lowercase, digits, _)")
-            self.add(unique_string_property(name))
-        if len(self.unique_names()) > MAX_UNIQUE:
+            unique = self.new_unique_string(name)
+            if unique is not None:
+                self.add(unique)
+
+    def new_unique_string(
+        self, name: str, created_at: str = _DEFAULTS_CREATED_AT
+    ) -> PropertyDef | None:
+        """The unique string property `--unique-property NAME` asks for; None if it exists.
+
+        Raises ValueError for a bad name, an existing non-unique property
+        (hasUniqueValue is immutable) or an eleventh unique property.
+        """
+        existing = self.properties.get(name)
+        if existing is not None:
+            if not existing.has_unique_value:
+                raise ValueError(f"{name} exists and is not unique (hasUniqueValue is immutable)")
+            return None
+        if _NAME.fullmatch(name) is None:
+            raise ValueError(f"{name!r} is not a valid property name (lowercase, digits, _)")
+        if len(self.unique_names()) >= MAX_UNIQUE:
             raise ValueError(f"at most {MAX_UNIQUE} unique properties per object")
+        return unique_string_property(name, created_at)
 
     def add(self, prop: PropertyDef) -> None:
         rule = prop.rule()

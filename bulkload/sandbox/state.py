@@ -13,7 +13,7 @@ from typing import Any, TypedDict
 from bulkload.sandbox.config import FaultKind, SandboxConfig
 from bulkload.sandbox.faults import FaultPlan
 from bulkload.sandbox.ratelimit import RateLimiter
-from bulkload.sandbox.schema import PropertyDef, Schema, property_from_json, unique_string_property
+from bulkload.sandbox.schema import PropertyDef, Schema, property_from_json
 from bulkload.sandbox.store import RecordStore
 from bulkload.sandbox.upsert import Upserter
 from bulkload.sandbox.wire import iso_from_ms
@@ -80,12 +80,7 @@ class SandboxState:
             if saved["name"] not in self.schema.properties:
                 self._add_property(property_from_json(saved), persist=False)
         self.upserter = Upserter(self.schema, self.store, config)
-        self.limiter = RateLimiter(
-            config.rate_limit_max,
-            config.rate_limit_window_s,
-            config.daily_limit,
-            counts_rejected=config.rate_limit_counts_rejected,
-        )
+        self.limiter = RateLimiter(config)
         self.faults = FaultPlan(config)
         # Latency draws have their own stream, so turning latency on does not
         # change which requests get faults.
@@ -100,18 +95,12 @@ class SandboxState:
         if new.store_path != self.config.store_path:
             raise ValueError("store_path cannot change while the sandbox runs")
         for name in new.unique_properties:
-            if name not in self.schema.properties:
-                self._add_property(unique_string_property(name, self.now_iso()))
-            elif not self.schema.properties[name].has_unique_value:
-                raise ValueError(f"{name} exists and is not unique (hasUniqueValue is immutable)")
+            prop = self.schema.new_unique_string(name, self.now_iso())
+            if prop is not None:
+                self._add_property(prop)
         self.config = new
         self.upserter.configure(new)
-        self.limiter.configure(
-            new.rate_limit_max,
-            new.rate_limit_window_s,
-            new.daily_limit,
-            counts_rejected=new.rate_limit_counts_rejected,
-        )
+        self.limiter.configure(new)
         self.faults.configure(new)
         if "seed" in changes:
             self.faults.reseed(new.seed)
@@ -147,8 +136,6 @@ class SandboxState:
         return prop
 
     def _add_property(self, prop: PropertyDef, *, persist: bool = True) -> None:
-        if len(self.schema.unique_names()) >= 10 and prop.has_unique_value:
-            raise ValueError("at most 10 unique properties per object")
         self.schema.add(prop)
         if prop.has_unique_value:
             self.store.add_unique(prop.name)

@@ -131,16 +131,19 @@ class RecordStore:
         values["hs_object_id"] = props["hs_object_id"]
         values["hs_createdate"] = props["hs_createdate"]
         values["hs_lastmodifieddate"] = now_iso
-        for name, index in self.index.items():
-            new = values.get(name)
-            if new is None:
-                continue
-            old = props.get(name)
-            if old != new:  # rare: a unique value other than the idProperty changes
-                if old is not None and index.get(old) is record:
-                    del index[old]
-                if new != "":
-                    index[new] = record
+        # With a single unique property the record was found by its value, which
+        # `values` repeats: nothing to reindex (the common case, skipped for speed).
+        if len(self.index) > 1:
+            for name, index in self.index.items():
+                new = values.get(name)
+                if new is None:
+                    continue
+                old = props.get(name)
+                if old != new:
+                    if old is not None and index.get(old) is record:
+                        del index[old]
+                    if new != "":
+                        index[new] = record
         props.update(values)
         if "" in values.values():
             for name, value in values.items():

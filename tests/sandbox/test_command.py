@@ -109,7 +109,7 @@ def test_sandbox_process_is_driven_over_the_admin_endpoints(tmp_path: Path) -> N
         assert set(sandbox.store_records()) == {"call-1"}
         assert sandbox.counters()["inputs_created"] == 1
         assert sandbox.configure(mode="strict")["mode"] == "strict"
-        assert sandbox.config()["unique_properties"] == ["dialer_id"]
+        assert sandbox.config["unique_properties"] == ["dialer_id"]
         with pytest.raises(ValueError):
             sandbox.configure(mode="lenient")
         sandbox.reset_daily()
@@ -120,3 +120,12 @@ def test_sandbox_process_is_driven_over_the_admin_endpoints(tmp_path: Path) -> N
 def test_sandbox_process_refuses_an_injected_clock() -> None:
     with pytest.raises(ValueError, match="system clock"):
         SandboxProcess(SandboxConfig(clock=lambda: 0.0))
+
+
+def test_bad_unique_property_names_are_usage_errors() -> None:
+    runner = CliRunner()
+    for name in ("Bad-Name", "hs_call_title"):
+        result = runner.invoke(sandbox_command, ["--unique-property", name])
+        assert result.exit_code == 2, result.output
+    result = runner.invoke(sandbox_command, [f"--unique-property=k{i}" for i in range(10)])
+    assert "at most 10 unique properties" in result.output
