@@ -12,7 +12,7 @@ once, by the scan) are never sent, so every id is sent at most once per job.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterable, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,13 +30,6 @@ class KnownBatch:
     first_row: int
     last_row: int
     done: bool
-
-
-@dataclass(frozen=True)
-class SupersededRef:
-    row_number: int
-    id_value: str
-    superseded_by: int
 
 
 @dataclass
@@ -101,24 +94,16 @@ class Chunker:
         id_property: str,
         next_batch_no: int = 1,
         known: Sequence[KnownBatch] = (),
-        superseded: Iterable[SupersededRef] = (),
+        dup_ids: Mapping[str, int] | None = None,
     ) -> None:
         self.batch_size = batch_size
         self.id_property = id_property
         self.next_batch_no = next_batch_no
         self._known = deque(sorted(known, key=lambda k: k.batch_no))
-        self._superseded = iter(superseded)
-        self._next_sup: SupersededRef | None = next(self._superseded, None)
+        # id -> its winning (last) row, for the ids the scan saw more than once.
+        self._dups: Mapping[str, int] = dup_ids or {}
         self._cur: PlannedBatch | None = None
         self._last_row = 0
-
-    def _is_superseded(self, row_number: int) -> SupersededRef | None:
-        # Both sequences ascend, so one forward cursor suffices: bounded memory.
-        while self._next_sup is not None and self._next_sup.row_number < row_number:
-            self._next_sup = next(self._superseded, None)
-        if self._next_sup is not None and self._next_sup.row_number == row_number:
-            return self._next_sup
-        return None
 
     def _open(self, row_number: int, out: list[PlannedBatch]) -> PlannedBatch:
         """The batch row `row_number` belongs to; batches that end before it go to `out`."""
@@ -163,17 +148,18 @@ class Chunker:
         ids, props, lines = mapped.ids, mapped.properties, mapped.line_numbers
         id_property = self.id_property
         batch_size = self.batch_size
-        next_sup = self._next_sup
+        dups = self._dups
         for i, row_number in enumerate(mapped.row_numbers):
             while malformed and malformed[0].row_number < row_number:
                 self._add_malformed(malformed.popleft(), out)
-            if next_sup is not None and next_sup.row_number <= row_number:
-                sup = self._is_superseded(row_number)
-                next_sup = self._next_sup
-                if sup is not None:
+            if dups:
+                id_value = ids[i]
+                winner = dups.get(id_value) if id_value is not None else None
+                if winner is not None and winner != row_number:
+                    # A later row has this id: it wins, this one is never sent.
                     cur = self._open(row_number, out)
                     cur.superseded.append(
-                        RowSuperseded(row_number, lines[i], sup.id_value, sup.superseded_by, row_data(table, i))
+                        RowSuperseded(row_number, lines[i], id_value or "", winner, row_data(table, i))
                     )
                     self._last_row = row_number
                     continue

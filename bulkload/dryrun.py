@@ -30,14 +30,15 @@ def dry_run(config: JobConfig) -> dict[str, Any]:
             journal.create_job(job_id="dry-run", object_type=config.object_type, id_property=config.id_property,
                                config=config.to_dict(), source_path=str(config.source), source_format=source.format,
                                fingerprint={}, columns=list(source.columns))
-            total, superseded = scan_source(journal, source, column_map)
+            total = scan_source(journal, source, column_map)
             batches, _ = plan_batches(journal, source, column_map, Schema.fallback(), config)
-            n_batches = inputs = 0
+            n_batches = inputs = superseded = 0
             failures: Counter[str] = Counter()
             for b in batches:
                 if b.inputs:
                     n_batches += 1
                 inputs += len(b.inputs)
+                superseded += len(b.superseded)
                 failures.update(f.failure.error_type.value for f in b.failures)
         finally:
             journal.close()

@@ -20,7 +20,7 @@ import json
 import os
 import sqlite3
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -29,7 +29,7 @@ from typing import Any
 
 import sqlite_utils
 
-from bulkload.chunker import KnownBatch, PlannedBatch, SupersededRef
+from bulkload.chunker import KnownBatch, PlannedBatch
 from bulkload.errors import JobNotFound
 from bulkload.taxonomy import category_of
 
@@ -142,10 +142,10 @@ MIGRATIONS: list[str] = [
         batch_no INTEGER,
         row_data TEXT
     );
-    CREATE TABLE scan_ids (
-        row_number INTEGER PRIMARY KEY,
-        id_value TEXT NOT NULL
-    );
+    CREATE TABLE dup_ids (
+        id_value TEXT PRIMARY KEY,
+        last_row INTEGER NOT NULL
+    ) WITHOUT ROWID;
     CREATE TABLE api_usage (
         minute INTEGER PRIMARY KEY,
         calls INTEGER NOT NULL DEFAULT 0,
@@ -369,46 +369,33 @@ class Journal:
 
     def reset_scan(self) -> None:
         with self.db.atomic():
-            self.db.execute("DELETE FROM scan_ids")
-            self.db.execute("DELETE FROM superseded WHERE batch_no IS NULL")
+            self.db.execute("DELETE FROM dup_ids")
 
-    def add_scan_ids(self, rows: Iterator[tuple[int, str]] | list[tuple[int, str]]) -> None:
+    def add_dup_ids(self, last_rows: dict[str, int]) -> None:
+        """Ids the scan saw more than once (and a few false alarms), with their last row."""
+        if not last_rows:
+            return
         with self.db.atomic():
-            self.db.conn.executemany("INSERT INTO scan_ids(row_number, id_value) VALUES (?, ?)", rows)
-
-    def complete_scan(self, total_rows: int) -> int:
-        """Decide which rows are superseded (all but the last row of a repeated id); return how many.
-
-        SQLite sorts on disk as needed, so memory stays bounded whatever the file size.
-        """
-        with self.db.atomic():
-            self.db.execute("DELETE FROM superseded")
-            self.db.execute(
-                """
-                INSERT INTO superseded(row_number, id_value, superseded_by)
-                SELECT row_number, id_value, last FROM (
-                    SELECT row_number, id_value,
-                           MAX(row_number) OVER (PARTITION BY id_value) AS last
-                    FROM scan_ids)
-                WHERE row_number < last
-                """
+            self.db.conn.executemany(
+                "INSERT INTO dup_ids(id_value, last_row) VALUES (?, ?)"
+                " ON CONFLICT(id_value) DO UPDATE SET last_row = MAX(last_row, excluded.last_row)",
+                list(last_rows.items()),
             )
-            self.db.execute("DELETE FROM scan_ids")
+
+    def complete_scan(self, total_rows: int) -> None:
+        with self.db.atomic():
             self.db.execute(
                 "UPDATE job SET total_rows = ?, scan_complete = 1, state = ?, updated_at = ? WHERE id = 1",
                 [total_rows, JobState.RUNNING.value, now_iso()],
             )
         self._checkpoint("complete_scan")
-        return int(self.db.execute("SELECT COUNT(*) FROM superseded").fetchone()[0])
 
-    def iter_superseded(self, after_row: int = 0) -> Iterator[SupersededRef]:
-        cur = self.db.conn.execute(
-            "SELECT row_number, id_value, superseded_by FROM superseded WHERE row_number > ? ORDER BY row_number",
-            [after_row],
-        )
-        while rows := cur.fetchmany(1000):
-            for r in rows:
-                yield SupersededRef(r[0], r[1], r[2])
+    def dup_ids(self) -> dict[str, int]:
+        """id value -> the row that wins; every other row with that id is superseded.
+
+        Decided once by the scan and journaled, so every run supersedes the same rows.
+        """
+        return dict(self.db.execute("SELECT id_value, last_row FROM dup_ids").fetchall())
 
     # ---- batches ------------------------------------------------------------------------
 
@@ -498,9 +485,11 @@ class Journal:
             )
         if batch.superseded:
             self.db.conn.executemany(
-                "UPDATE superseded SET line_number = ?, batch_no = ?, row_data = ? WHERE row_number = ?",
+                "INSERT OR REPLACE INTO superseded(row_number, id_value, superseded_by, line_number, batch_no,"
+                " row_data) VALUES (?,?,?,?,?,?)",
                 [
-                    (s.line_number, batch.batch_no, json.dumps(s.row_data, ensure_ascii=False), s.row_number)
+                    (s.row_number, s.id_value, s.superseded_by, s.line_number, batch.batch_no,
+                     json.dumps(s.row_data, ensure_ascii=False))
                     for s in batch.superseded
                 ],
             )
@@ -663,9 +652,8 @@ class Journal:
         claimed = sum(by_status.values())
         max_row = int(q("SELECT COALESCE(MAX(last_row),0) FROM batches").fetchone()[0])
         batch_size = int(job.config.get("batch_size", 100))
-        sup_after = int(q("SELECT COUNT(*) FROM superseded WHERE row_number > ?", [max_row]).fetchone()[0])
         # Batches not yet claimed: an estimate until the source is read to the end.
-        unplanned = max(0, total - max_row - sup_after)
+        unplanned = max(0, total - max_row)
         future = -(-unplanned // batch_size) if unplanned else 0
         calls = int(q("SELECT COALESCE(SUM(calls),0) FROM api_usage").fetchone()[0])
         return {

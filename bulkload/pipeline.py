@@ -88,13 +88,24 @@ def _ids_as_strings(arr: pa.Array) -> pa.Array:
     return _typed_to_strings(arr, "string")
 
 
-def scan_source(journal: Journal, source: Source, column_map: ColumnMap) -> tuple[int, int]:
-    """Count the rows and find repeated ids (kept in SQLite: bounded memory).
+# A fixed-size bit set over the ids' hashes: its size, not the file's, bounds the
+# scan's memory. A set bit seen again means "maybe repeated": the id goes to the
+# journal with its row. A false alarm (two ids sharing a bit) is harmless: an id
+# seen once has that one row as its "last" row, so it is sent as usual.
+DUP_BITS = 1 << 27  # 16 MiB; ~0.75 % false alarms at 1M ids
+DUP_FLUSH = 50_000
 
-    Returns (total rows, superseded rows). Every problem that makes the file
-    unusable surfaces here, before any request is sent.
+
+def scan_source(journal: Journal, source: Source, column_map: ColumnMap) -> int:
+    """Count the rows and find repeated ids, with memory that does not grow with the file.
+
+    Returns the number of rows. Every problem that makes the file unusable
+    surfaces here, before any request is sent.
     """
     journal.reset_scan()
+    bits = bytearray(DUP_BITS // 8)
+    mask = DUP_BITS - 1
+    maybe_repeated: dict[str, int] = {}
     total = 0
     with_id = 0
     for chunk in source.chunks([column_map.id_column], rows_per_chunk=SEND_CHUNK_ROWS):
@@ -109,13 +120,23 @@ def scan_source(journal: Journal, source: Source, column_map: ColumnMap) -> tupl
         keep_rows = pc.filter(rows, present).to_pylist()
         keep_ids = pc.filter(ids, present).to_pylist()
         with_id += len(keep_rows)
-        journal.add_scan_ids(list(zip(keep_rows, keep_ids, strict=True)))
+        for row, id_value in zip(keep_rows, keep_ids, strict=True):
+            h = hash(id_value) & mask
+            bit = 1 << (h & 7)
+            if bits[h >> 3] & bit:
+                maybe_repeated[id_value] = row
+            else:
+                bits[h >> 3] |= bit
+        if len(maybe_repeated) >= DUP_FLUSH:
+            journal.add_dup_ids(maybe_repeated)
+            maybe_repeated = {}
     if total == 0:
         raise SourceError(f"{source.path.name}: no data rows (the file has a header only)")
     if with_id == 0:
         raise SourceError(f"{source.path.name}: every value of the id column {column_map.id_column!r} is empty")
-    superseded = journal.complete_scan(total)
-    return total, superseded
+    journal.add_dup_ids(maybe_repeated)
+    journal.complete_scan(total)
+    return total
 
 
 # ---- pre-flight: the object's properties -------------------------------------------------
@@ -316,7 +337,7 @@ def plan_batches(journal: Journal, source: Source, column_map: ColumnMap, schema
         id_property=config.id_property,
         next_batch_no=prefix_no + 1,
         known=known,
-        superseded=journal.iter_superseded(prefix_row),
+        dup_ids=journal.dup_ids(),
     )
 
     def batches() -> Iterator[PlannedBatch]:
