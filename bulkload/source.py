@@ -9,16 +9,17 @@ values for HubSpot is mapping.py's job.
 
 Numbering, CSV:
 
-- `row_number` is the 1-based data record (the header is not counted). A record with the
+- `row_number` is the 1-based data row (the header is not counted). A record with the
   wrong number of cells is a `MalformedRow`, not a refusal; it keeps its row number, so
-  the good rows around it have a gap there.
+  the good rows around it have a gap there. Rows are numbered 1..N without other gaps,
+  so the largest row number is the number of data rows.
 - `line_number` is the physical line the record starts on (the header is line 1). Line
   breaks inside quoted cells (LF or CRLF) advance it; they are counted per row from the
   cell values with Arrow compute, never a Python loop per row.
-- A blank line (or a row whose every cell is empty, like `,,,,`) is not data: it is left
-  out of the table, keeps its row number (a gap) and its line, and is counted in
-  `SourceChunk.blank_rows`. Spreadsheets see blank lines as rows too, so `row_number + 1`
-  stays the spreadsheet row of a file without embedded line breaks.
+- A blank line (or a record whose every cell is empty, like `,,,,`) is not a data row: it
+  takes no row number and is left out, but its line counts, and `SourceChunk.blank_rows`
+  says how many a chunk's span held. (A trailing blank line in an Excel export must not
+  become a failed row.)
 
 How: pyarrow's streaming CSV reader, with use_threads=False. Only then does pyarrow count
 records and hand the invalid-row handler a real `InvalidRow.number` (the 1-based physical
@@ -155,7 +156,8 @@ class SourceChunk:
     row_numbers: pa.Int64Array
     line_numbers: pa.Int64Array | None
     malformed: tuple[MalformedRow, ...] = ()
-    # Blank records (every cell empty) skipped in this chunk's span; see the module doc.
+    # Blank records (every cell empty) left out in this chunk's span: no row numbers, no
+    # rows, only lines; see the module doc. Always 0 for Parquet.
     blank_rows: int = 0
 
     @property
@@ -527,21 +529,29 @@ class _Invalid:
 
 @dataclass
 class _CsvReader:
-    """One pass over a CSV file: pyarrow batches in, numbered `_Piece`s out."""
+    """One pass over a CSV file: pyarrow batches in, numbered `_Piece`s out.
+
+    Two counts advance together: records (pyarrow's numbering: every record after the
+    header, blank ones included) and data rows (blank records are not data rows).
+    """
 
     source: CsvSource
-    next_row: int = 1  # data row number of the next record not numbered yet
+    next_record: int = 1  # the next record not numbered yet (header = 0)
+    blank_before: int = 0  # blank records before it
     next_line: int = 2  # the line it starts on (the header is line 1)
     invalid: deque[_Invalid] = field(default_factory=deque)
-    last_good: tuple[int, str] | None = None  # (row number, last cell) of the last good row
-    last_malformed: MalformedRow | None = None
+    # The last cell of the last good record, and the record numbers of the last good and
+    # the last malformed record: the end-of-file check needs them.
+    last_cell: str | None = None
+    last_good_record: int = 0
+    last_malformed: tuple[int, MalformedRow] | None = None
     # pyarrow decodes a malformed record's text before calling the handler; when that
     # fails (not UTF-8) the handler never runs and pyarrow reports a parse error.
     undecodable: bool = False
 
     def _on_invalid(self, row: pacsv.InvalidRow) -> str:
         # Called by pyarrow while it parses (serially, in file order). The record is
-        # skipped here and numbered with the good rows around it in _number().
+        # skipped here and numbered with the good rows around it in number().
         self.invalid.append(
             _Invalid(int(row.number), int(row.expected_columns), int(row.actual_columns), row.text)
         )
@@ -587,35 +597,34 @@ class _CsvReader:
         """Number the malformed records after the last good row; check the file's end."""
         tail: list[MalformedRow] = []
         for _, rec in self._take_invalid(None):
-            tail.append(_malformed(rec, self.next_line))
-            self.next_row += 1
+            tail.append(_malformed(rec, rec.number - 1 - self.blank_before, self.next_line))
+            self.next_record += 1
             self.next_line += rec.text.count(self.source.newline) + 1
-        if tail:
-            self._remember_malformed(tail[-1])
+            self._remember_malformed(rec.number - 1, tail[-1])
         self._check_unterminated_quote()
         return tail
 
     # -- numbering
 
     def _take_invalid(self, n: int | None) -> list[tuple[int, _Invalid]]:
-        """The pending invalid records that come before good row `n` of the batch being
-        numbered (n = its size: after its last row; None: all), with their position
-        among its good rows, in file order."""
+        """The pending invalid records that come before good record `n` of the batch
+        being numbered (n = its size: after its last record; None: all), with their
+        position among its good records, in file order."""
         placed: list[tuple[int, _Invalid]] = []
         while self.invalid:
             rec = self.invalid[0]
-            # pyarrow's number counts the header as record 1 and every record after it,
-            # good, blank or invalid: data row = number - 1.
-            position = rec.number - 1 - self.next_row - len(placed)
+            # pyarrow's number counts the header as 1 and every record after it, good,
+            # blank or invalid: so it is this reader's record number + 1.
+            position = rec.number - 1 - self.next_record - len(placed)
             if n is not None and position > n:
                 break
             self.invalid.popleft()
             placed.append((max(position, 0), rec))
         return placed
 
-    def _remember_malformed(self, last: MalformedRow) -> None:
-        if self.last_malformed is None or last.row_number > self.last_malformed.row_number:
-            self.last_malformed = last
+    def _remember_malformed(self, record: int, row: MalformedRow) -> None:
+        if self.last_malformed is None or record > self.last_malformed[0]:
+            self.last_malformed = (record, row)
 
     def number(self, batch: pa.RecordBatch) -> _Piece:
         """Number the next records of the file (`batch` must follow the previous one)."""
@@ -623,51 +632,58 @@ class _CsvReader:
         placed = self._take_invalid(n)
         newline = self.source.newline
 
-        # Lines each good row spans: 1 + the line breaks inside its cells.
+        # Lines each good record spans: 1 + the line breaks inside its cells.
         breaks = _count_breaks(batch, newline)
         spans = pc.add(breaks, 1) if breaks is not None else _ones(n)
-        # Malformed records before good row i push its row number up by one each and its
-        # line by the lines they span.
+        # Blank records take no row number: each one pulls the rows after it down by one.
+        blank = _blank_mask(batch)
+        blank_count = int(pc.sum(blank).as_py() or 0) if blank is not None else 0
+        blank_seen = pc.cumulative_sum(pc.cast(blank, pa.int64())) if blank_count else None
+
+        # Malformed records before good record i push its row number up by one each, and
+        # its line by the lines they span.
         row_bump, line_bump = [0] * n, [0] * n
         malformed_spans = [rec.text.count(newline) + 1 for _, rec in placed]
         for (position, _), span in zip(placed, malformed_spans, strict=True):
             if position < n:
                 row_bump[position] += 1
                 line_bump[position] += span
-        rows = _arange(self.next_row, n)
+        rows = _arange(self.next_record - self.blank_before, n)
         if placed:
             rows = pc.add(rows, pc.cumulative_sum(pa.array(row_bump, pa.int64())))
             with_bumps = pc.add(spans, pa.array(line_bump, pa.int64()))
         else:
             with_bumps = spans
-        ends = pc.cumulative_sum(with_bumps)  # line after row i, relative to next_line
+        if blank_seen is not None:
+            rows = pc.subtract(rows, blank_seen)
+        ends = pc.cumulative_sum(with_bumps)  # the line after record i, from next_line
         starts = pc.add(pc.subtract(ends, spans), self.next_line)
 
-        # Malformed rows get their line: all good rows before them, then earlier malformed.
-        good_before = pc.cumulative_sum(spans) if placed else None
+        # Malformed rows: their line comes after the good records before them and the
+        # malformed ones before them; their row number skips the blank records before.
+        good_lines_before = pc.cumulative_sum(spans) if placed else None
         malformed: list[MalformedRow] = []
         earlier = 0
         for (position, rec), span in zip(placed, malformed_spans, strict=True):
-            lines_before = 0
-            if position > 0 and good_before is not None:
-                lines_before = int(good_before[position - 1].as_py())
-            malformed.append(_malformed(rec, self.next_line + lines_before + earlier))
+            lines_before, blanks = 0, self.blank_before
+            if position > 0 and good_lines_before is not None:
+                lines_before = int(good_lines_before[position - 1].as_py())
+                if blank_seen is not None:
+                    blanks += int(blank_seen[position - 1].as_py())
+            line = self.next_line + lines_before + earlier
+            malformed.append(_malformed(rec, rec.number - 1 - blanks, line))
+            self._remember_malformed(rec.number - 1, malformed[-1])
             earlier += span
 
-        total_good_lines = int(pc.sum(spans).as_py() or 0) if n else 0
-        self.next_row += n + len(placed)
-        self.next_line += total_good_lines + earlier
-
-        if malformed:
-            self._remember_malformed(malformed[-1])
         if n:
-            last_cell = batch.column(batch.num_columns - 1)[n - 1].as_py()
-            self.last_good = (int(rows[n - 1].as_py()), cast(str, last_cell))
+            self.last_good_record = self.next_record + n - 1 + sum(1 for p, _ in placed if p < n)
+            self.last_cell = cast(str, batch.column(batch.num_columns - 1)[n - 1].as_py())
+        total_good_lines = int(pc.sum(spans).as_py() or 0) if n else 0
+        self.next_record += n + len(placed)
+        self.next_line += total_good_lines + earlier
+        self.blank_before += blank_count
 
-        # Blank records: not data (module doc). Cheap unless the first cell is empty.
-        blank = _blank_mask(batch)
-        blank_count = int(pc.sum(blank).as_py() or 0) if blank is not None else 0
-        if blank_count:
+        if blank is not None and blank_count:
             keep = pc.invert(blank)
             batch, rows, starts = batch.filter(keep), rows.filter(keep), starts.filter(keep)
         return _Piece(batch, rows, starts, malformed, blank_count)
@@ -697,17 +713,17 @@ class _CsvReader:
         """A quote left open swallows the rest of the file into one cell; pyarrow accepts
         that at end of file. Refuse it: the file is truncated or its quoting is broken."""
         path = self.source.path
-        last_good, last_bad = self.last_good, self.last_malformed
-        if last_bad is not None and (last_good is None or last_bad.row_number > last_good[0]):
+        if self.last_malformed is not None and self.last_malformed[0] > self.last_good_record:
+            last_bad = self.last_malformed[1]
             if _ends_inside_quotes(last_bad.text, self.source.delimiter):
                 raise SourceError(
                     f"{path}: a quoted cell opened on line {last_bad.line_number} is never "
                     "closed (truncated file or broken quoting)"
                 )
             return
-        if last_good is None:
+        if self.last_cell is None:
             return
-        row, cell = last_good
+        cell = self.last_cell
         escaped = cell.replace('"', '""').encode("utf-8")
         size = path.stat().st_size
         want = len(escaped) + 2
@@ -723,8 +739,8 @@ class _CsvReader:
             len(head) == 1 or head[-2:-1] in (delimiter, b"\n", b"\r") or size < want
         ):
             raise SourceError(
-                f"{path}: the last cell of data row {row:,} opens a quote that is never "
-                "closed (truncated file or broken quoting)"
+                f"{path}: the last cell of the last row opens a quote that is never closed "
+                "(truncated file or broken quoting)"
             )
 
     def _error(self, exc: BaseException) -> SourceError:
@@ -732,30 +748,25 @@ class _CsvReader:
         message = _first_line(exc)
         if isinstance(exc, OSError):
             return SourceError(f"{path}: cannot read: {exc.strerror or message}")
-        utf8 = re.search(r"(?:column #(\d+): )?Row #(\d+): CSV conversion error to string", message)
-        if utf8 and "invalid UTF8" in message:
-            column = ""
-            if utf8.group(1) is not None:
-                index = int(utf8.group(1))
-                if 0 <= index < len(self.source.columns):
-                    column = f", column {self.source.columns[index]!r}"
-            return SourceError(
-                f"{path}: not UTF-8: invalid bytes in data row {int(utf8.group(2)) - 1:,}"
-                f"{column}; save the file as UTF-8"
-            )
+        # pyarrow's "Row #N" counts the header and blank records; blank records not
+        # numbered yet are unknown, so the data row is exact unless some sit in between.
+        found = re.search(r"Row #(\d+)", message)
+        where = f"data row {int(found.group(1)) - 1 - self.blank_before:,}" if found else None
         if "invalid UTF8" in message or self.undecodable:
-            row = re.search(r"Row #(\d+)", message)
-            where = f"in data row {int(row.group(1)) - 1:,}" if row else "in a row"
-            return SourceError(f"{path}: not UTF-8: invalid bytes {where}; save the file as UTF-8")
-        return SourceError(
-            f"{path}: cannot parse CSV after data row {self.next_row - 1:,}: {message}"
-        )
+            column = re.search(r"column #(\d+)", message)
+            if column is not None and int(column.group(1)) < len(self.source.columns):
+                where = f"{where or 'a row'}, column {self.source.columns[int(column.group(1))]!r}"
+            return SourceError(
+                f"{path}: not UTF-8: invalid bytes in {where or 'a row'}; save the file as UTF-8"
+            )
+        after = self.next_record - 1 - self.blank_before
+        return SourceError(f"{path}: cannot parse CSV after data row {after:,}: {message}")
 
 
-def _malformed(rec: _Invalid, line: int) -> MalformedRow:
+def _malformed(rec: _Invalid, row: int, line: int) -> MalformedRow:
     text = rec.text[:-1] if rec.text.endswith("\r") else rec.text
     return MalformedRow(
-        row_number=rec.number - 1,
+        row_number=row,
         line_number=line,
         text=text,
         message=f"expected {rec.expected} columns, got {rec.actual}",

@@ -232,9 +232,9 @@ def test_random_files_match_the_csv_module(tmp_path: Path, seed: int) -> None:
             record = next(reader)
         except StopIteration:
             break
-        number += 1
         if not record or (len(record) == width and not any(record)):
-            continue  # blank: not data, but it keeps its number and its line
+            continue  # blank: not a data row, but its line counts
+        number += 1
         target = want_good if len(record) == width else want_bad
         target.append((number, start, record[0]))
 
@@ -259,10 +259,21 @@ def test_blank_lines_keep_numbers_right(tmp_path: Path) -> None:
     text = 'id,a\n1,x\n\n2,"y\nz"\n,\n3,w\n\n\n'
     chunks, values, rows, lines, malformed = read_all(write(tmp_path, text), rows_per_chunk=2)
     assert values["id"] == ["1", "2", "3"]
-    assert rows == [1, 3, 5]  # rows 2 (blank line) and 4 (",") are gaps
-    assert lines == [2, 4, 7]
+    assert rows == [1, 2, 3]  # the blank line and the "," row are not data rows
+    assert lines == [2, 4, 7]  # ... but their lines count
     assert not malformed
     assert sum(c.blank_rows for c in chunks) == 4  # two blank lines at the end too
+
+
+def test_blank_lines_between_malformed_rows(tmp_path: Path) -> None:
+    text = "id,a\n1,x\n\n2\n\n3,y\n,\n4,5,6\n"
+    for rows_per_chunk in (1, 2, 100):
+        chunks, _, rows, lines, malformed = read_all(
+            write(tmp_path, text), rows_per_chunk=rows_per_chunk
+        )
+        assert (rows, lines) == ([1, 3], [2, 6])
+        assert [(m.row_number, m.line_number) for m in malformed] == [(2, 4), (4, 8)]
+        assert sum(c.blank_rows for c in chunks) == 3
 
 
 def test_header_only_yields_nothing(tmp_path: Path) -> None:
