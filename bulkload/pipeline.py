@@ -108,6 +108,8 @@ def scan_source(journal: Journal, source: Source, column_map: ColumnMap) -> int:
     maybe_repeated: dict[str, int] = {}
     total = 0
     with_id = 0
+    malformed = 0
+    first_malformed = ""
     for chunk in source.chunks([column_map.id_column], rows_per_chunk=SEND_CHUNK_ROWS):
         ids = _ids_as_strings(chunk.table.column(column_map.id_column))
         rows = chunk.row_numbers
@@ -115,6 +117,10 @@ def scan_source(journal: Journal, source: Source, column_map: ColumnMap) -> int:
             total = max(total, int(rows[-1].as_py()))
         if chunk.malformed:
             total = max(total, max(m.row_number for m in chunk.malformed))
+            if not malformed:
+                m = chunk.malformed[0]
+                first_malformed = f"line {m.line_number}: {m.message}"
+            malformed += len(chunk.malformed)
         present = pc.and_kleene(pc.is_valid(ids), pc.greater(pc.utf8_length(pc.utf8_trim_whitespace(ids)), 0))
         present = pc.fill_null(present, False)
         keep_rows = pc.filter(rows, present).to_pylist()
@@ -132,6 +138,8 @@ def scan_source(journal: Journal, source: Source, column_map: ColumnMap) -> int:
             maybe_repeated = {}
     if total == 0:
         raise SourceError(f"{source.path.name}: no data rows (the file has a header only)")
+    if malformed == total:
+        raise SourceError(f"{source.path.name}: every row is malformed (first, {first_malformed})")
     if with_id == 0:
         raise SourceError(f"{source.path.name}: every value of the id column {column_map.id_column!r} is empty")
     journal.add_dup_ids(maybe_repeated)

@@ -140,6 +140,8 @@ def test_status_and_jobs_views(sandbox: SandboxServer, job_dir: Path) -> None:
         (b"hs_timestamp,hs_call_title\n2024-01-01T00:00:00Z,x\n", "no id column"),
         (b"external_call_id,hs_call_title\n,x\n,y\n", "every value"),
         (b"external_call_id,hs_call_title\ncall-1,caf\xe9\n", "UTF-8"),
+        (b"external_call_id,hs_call_title\ncall-1,a,b\ncall-2,c,d\n", "malformed"),
+        (b"PAR1 but not really parquet", "Parquet"),
     ],
 )
 def test_unusable_files_are_refused_before_any_request(
@@ -151,5 +153,6 @@ def test_unusable_files_are_refused_before_any_request(
                   env=cli_env(sandbox))
     assert res.exit_code == 2, res.output
     assert res.output.count("\n") <= 2 and "Traceback" not in res.output
+    assert message.lower() in res.output.lower(), res.output
     assert sandbox.counters()["requests_total"] == 0
     assert list(job_dir.iterdir()) == []  # nothing to resume, nothing left behind
