@@ -61,22 +61,27 @@ class PlannedBatch:
     superseded: list[RowSuperseded] = field(default_factory=list)
     fixed: bool = False  # boundaries come from the journal
     done: bool = False  # the journal has its outcome: skip it
-    # trace id -> (chunk table, row index): source data is built only for rows that fail.
-    _sources: dict[str, tuple[Any, int]] = field(default_factory=dict, repr=False)
+    # (chunk table, row index) of each input, aligned with inputs: source data
+    # is built only for the rows that fail.
+    _refs: list[tuple[Any, int]] = field(default_factory=list, repr=False)
 
     @property
     def n_rows(self) -> int:
         return self.last_row - self.first_row + 1
 
+    def _position(self, trace_id: str) -> int | None:
+        for k, inp in enumerate(self.inputs):
+            if inp["objectWriteTraceId"] == trace_id:
+                return k
+        return None
+
     def row_data_for(self, trace_id: str) -> dict[str, Any]:
-        ref = self._sources.get(trace_id)
-        return row_data(ref[0], ref[1]) if ref is not None else {}
+        k = self._position(trace_id)
+        return row_data(*self._refs[k]) if k is not None else {}
 
     def line_for(self, trace_id: str) -> int | None:
-        for inp, line in zip(self.inputs, self.input_lines, strict=True):
-            if inp["objectWriteTraceId"] == trace_id:
-                return line
-        return None
+        k = self._position(trace_id)
+        return self.input_lines[k] if k is not None else None
 
 
 def trace_id_for(row_number: int) -> str:
@@ -137,10 +142,71 @@ class Chunker:
         self._add_failure(m.row_number, m.line_number, None, failure, {"_raw": m.text}, out)
 
     def feed(self, mapped: MappedChunk) -> list[PlannedBatch]:
-        """Add a chunk's rows in order; return the batches they completed.
+        """Add a chunk's rows in order; return the batches they completed."""
+        if self._known or mapped.chunk.malformed:
+            return self._feed_rows(mapped)
+        return self._feed_runs(mapped)
 
-        A plain loop with locals: this runs once per source row, so it stays lean.
-        """
+    def _special_rows(self, mapped: MappedChunk) -> list[int]:
+        """Indices of the rows that are not plain inputs: local failures and superseded rows."""
+        special = set(mapped.failures)
+        dups = self._dups
+        if dups:
+            special.update(
+                i for i, (v, r) in enumerate(zip(mapped.ids, mapped.row_numbers, strict=True))
+                if v is not None and v in dups and dups[v] != r
+            )
+        return sorted(special)
+
+    def _feed_runs(self, mapped: MappedChunk) -> list[PlannedBatch]:
+        """The common case: runs of plain rows become inputs a slice at a time."""
+        out: list[PlannedBatch] = []
+        table = mapped.chunk.table
+        ids, props, lines, rows = mapped.ids, mapped.properties, mapped.line_numbers, mapped.row_numbers
+        id_property = self.id_property
+        n = len(rows)
+        pos = 0
+        for stop in [*self._special_rows(mapped), n]:
+            while pos < stop:
+                cur = self._cur if self._cur is not None else self._open(rows[pos], out)
+                end = pos + min(stop - pos, self.batch_size - len(cur.inputs))
+                cur.inputs.extend(
+                    [
+                        {"idProperty": id_property, "id": ids[k], "properties": props[k],  # type: ignore[typeddict-item]
+                         "objectWriteTraceId": str(rows[k])}
+                        for k in range(pos, end)
+                    ]
+                )
+                cur.input_lines.extend(lines[pos:end])
+                cur._refs.extend([(table, k) for k in range(pos, end)])
+                self._last_row = rows[end - 1]
+                if len(cur.inputs) >= self.batch_size:
+                    cur.last_row = self._last_row
+                    self._cur = None
+                    out.append(cur)
+                pos = end
+            if stop < n:
+                self._special_row(mapped, stop, out)
+                pos = stop + 1
+        return out
+
+    def _special_row(self, mapped: MappedChunk, i: int, out: list[PlannedBatch]) -> None:
+        row_number = mapped.row_numbers[i]
+        id_value = mapped.ids[i]
+        winner = self._dups.get(id_value) if id_value is not None else None
+        table = mapped.chunk.table
+        if winner is not None and winner != row_number:
+            cur = self._open(row_number, out)
+            cur.superseded.append(
+                RowSuperseded(row_number, mapped.line_numbers[i], id_value or "", winner, row_data(table, i))
+            )
+            self._last_row = row_number
+            return
+        failure = mapped.failures[i]
+        self._add_failure(row_number, mapped.line_numbers[i], id_value, failure, row_data(table, i), out)
+
+    def _feed_rows(self, mapped: MappedChunk) -> list[PlannedBatch]:
+        """Row by row: for chunks with malformed rows, and for resumes (journaled boundaries)."""
         out: list[PlannedBatch] = []
         table = mapped.chunk.table
         malformed = deque(mapped.chunk.malformed)
@@ -176,7 +242,7 @@ class Chunker:
                 {"idProperty": id_property, "id": ids[i], "properties": props[i], "objectWriteTraceId": trace}  # type: ignore[typeddict-item]
             )
             cur.input_lines.append(lines[i])
-            cur._sources[trace] = (table, i)
+            cur._refs.append((table, i))
             self._last_row = row_number
             if not cur.fixed and len(cur.inputs) >= batch_size:
                 cur.last_row = row_number

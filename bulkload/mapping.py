@@ -296,13 +296,18 @@ def check_column_types(schema: pa.Schema, column_map: ColumnMap) -> None:
 
 def _column_values(
     arr: pa.Array, prop: str, prop_type: str
-) -> tuple[list[str | None], dict[int, str]]:
+) -> tuple[list[str | None], dict[int, str], list[int]]:
+    """A column as Python strings, with {index: original} of unreadable datetimes and
+    the indices of values over HubSpot's length cap (checked in Arrow, not per value)."""
     if pa.types.is_null(arr.type):
-        return [None] * len(arr), {}
+        return [None] * len(arr), {}, []
     arr = _typed_to_strings(arr, prop_type)
     if prop_type in DATETIME_TYPES:
-        return _datetime_strings(arr)
-    return arr.to_pylist(), {}
+        values, bad = _datetime_strings(arr)
+        return values, bad, []
+    too_long = pc.fill_null(pc.greater(pc.utf8_length(arr), MAX_VALUE_LENGTH), False)
+    long_rows = pc.indices_nonzero(too_long).to_pylist() if pc.any(too_long).as_py() else []
+    return arr.to_pylist(), {}, long_rows
 
 
 def map_chunk(chunk: SourceChunk, column_map: ColumnMap, schema: Schema) -> MappedChunk:
@@ -319,7 +324,7 @@ def map_chunk(chunk: SourceChunk, column_map: ColumnMap, schema: Schema) -> Mapp
     columns: list[list[str | None]] = []
     for col, prop in column_map.property_pairs:
         prop_type = schema.type_of(prop)
-        values, bad = _column_values(table.column(col), prop, prop_type)
+        values, bad, long_rows = _column_values(table.column(col), prop, prop_type)
         for i, original in bad.items():
             failures.setdefault(
                 i,
@@ -330,41 +335,41 @@ def map_chunk(chunk: SourceChunk, column_map: ColumnMap, schema: Schema) -> Mapp
                     original,
                 ),
             )
-        if prop_type not in DATETIME_TYPES and not pa.types.is_null(table.column(col).type):
-            lengths = pc.utf8_length(pa.array(values, pa.string()))
-            too_long = pc.greater(lengths, MAX_VALUE_LENGTH)
-            if pc.any(too_long).as_py():
-                for i in pc.indices_nonzero(too_long).to_pylist():
-                    v = values[i] or ""
-                    failures.setdefault(
-                        i,
-                        LocalFailure(
-                            ErrorType.VALUE_TOO_LONG,
-                            f"{prop} is {len(v):,} characters long; HubSpot's limit is {MAX_VALUE_LENGTH:,}",
-                            prop,
-                            v[:200],
-                        ),
-                    )
+        for i in long_rows:
+            v = values[i] or ""
+            failures.setdefault(
+                i,
+                LocalFailure(
+                    ErrorType.VALUE_TOO_LONG,
+                    f"{prop} is {len(v):,} characters long; HubSpot's limit is {MAX_VALUE_LENGTH:,}",
+                    prop,
+                    v[:200],
+                ),
+            )
         names.append(prop)
         columns.append(values)
 
-    for i, id_value in enumerate(ids):
-        if not id_value or not id_value.strip():
-            failures[i] = LocalFailure(
-                ErrorType.MISSING_ID_VALUE,
-                f"the id column {column_map.id_column!r} is empty",
-                column_map.id_property,
-                id_value or "",
-            )
+    if pa.types.is_null(ids_arr.type):
+        no_id = list(range(n))
+    else:
+        blank = pc.fill_null(pc.equal(pc.utf8_length(pc.utf8_trim_whitespace(ids_arr)), 0), True)
+        no_id = pc.indices_nonzero(blank).to_pylist() if pc.any(blank).as_py() else []
+    for i in no_id:
+        failures[i] = LocalFailure(
+            ErrorType.MISSING_ID_VALUE,
+            f"the id column {column_map.id_column!r} is empty",
+            column_map.id_property,
+            ids[i] or "",
+        )
 
-    properties: list[dict[str, str] | None] = []
-    append = properties.append
-    for i, row in enumerate(zip(*columns, strict=True) if columns else ([()] * n)):
-        if i in failures:
-            append(None)
-        else:
-            # Empty or null: the property is left out of this input.
-            append({k: v for k, v in zip(names, row, strict=True) if v})
+    # Empty or null: the property is left out of that input.
+    properties: list[dict[str, str] | None] = (
+        [{k: v for k, v in zip(names, row, strict=True) if v} for row in zip(*columns, strict=True)]
+        if columns
+        else [{} for _ in range(n)]
+    )
+    for i in failures:
+        properties[i] = None
     line_numbers: list[int | None] = (
         chunk.line_numbers.to_pylist() if chunk.line_numbers is not None else [None] * n
     )
