@@ -111,13 +111,10 @@ def new_journal(job_dir: Path, *, job_id: str = JOB_ID, columns: list[str] | Non
 def journal(tmp_path: Path) -> Iterator[Journal]:
     """~25 current errors over 8 categories, 2 resolved, a malformed row, 3 superseded rows."""
     j = new_journal(tmp_path)
-    # The scan decides the superseded rows; claiming their batch records their source values.
-    scan = [(r, f"c-{r:03d}") for r in range(1, 41) if r not in SUPERSEDED]
-    scan += [(r, f"c-{later:03d}") for r, later in SUPERSEDED.items()]
-    j.add_scan_ids(sorted(scan))
-    assert j.complete_scan(40) == len(SUPERSEDED)
-    sup = [RowSuperseded(r, r + 1, f"c-{later:03d}", later, row_data(r)) for r, later in SUPERSEDED.items()
-           if r != 16]  # row 16: the loader has not reached it yet (row_data NULL)
+    # The scan decides which ids repeat; claiming a batch records its superseded rows.
+    j.add_dup_ids({f"c-{later:03d}": later for later in SUPERSEDED.values()})
+    j.complete_scan(40)
+    sup = [RowSuperseded(r, r + 1, f"c-{later:03d}", later, row_data(r)) for r, later in SUPERSEDED.items()]
     j.claim_batch(PlannedBatch(batch_no=1, first_row=1, last_row=40, superseded=sup))
     j.upsert_errors([error(r, t, p, v, id_value="" if r == 6 else None) for r, t, p, v in FAILURES])
     j.upsert_errors([error(MALFORMED_ROW, ErrorType.MALFORMED_ROW, None, 'c-037,"unclosed', id_value="",
@@ -167,7 +164,7 @@ def test_superseded_rows_are_warnings_not_failures(journal: Journal) -> None:
         assert r["severity"] == "warning" and r["category"] == "DUPLICATES" and r["attempts"] == 0
         assert r["supersededBy"] == SUPERSEDED[r["sourceData"]["rowNumber"]]
     assert rows[0]["sourceData"]["rowData"] == row_data(1)
-    assert rows[-1]["sourceData"]["rowData"] is None  # not reached by the loader yet
+    assert rows[-1]["sourceData"]["rowData"] == row_data(16)
     assert numbers(report_rows(journal, include_warnings=False).rows) == sorted(
         set(current_rows()) - set(SUPERSEDED)
     )
