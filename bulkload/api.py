@@ -159,7 +159,7 @@ def load(
     if not re.fullmatch(r"[A-Za-z0-9_.-]+", job_id):
         raise InputError(f"invalid job id {job_id!r}: use letters, digits, '.', '_' and '-'")
     path = journal_path(job_dir, job_id)
-    if path.exists():
+    if path.exists() and not _remove_if_never_started(path):
         raise InputError(f"job {job_id} already exists in {job_dir}; continue it with: bulkload resume {job_id}")
     fp = fingerprint(config.source)
     journal = Journal.create(path, checkpoint=rt.checkpoint)
@@ -190,9 +190,33 @@ def load(
         journal.close()
         if not keep:
             # Unusable input and nothing sent: no job to resume, so no journal left behind.
-            for p in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm"),
-                      path.with_name(path.name + ".lock")):
+            for p in _journal_files(path):
                 p.unlink(missing_ok=True)
+
+
+def _journal_files(path: Path) -> list[Path]:
+    return [path, *(path.with_name(path.name + suffix) for suffix in ("-wal", "-shm", ".lock"))]
+
+
+def _remove_if_never_started(path: Path) -> bool:
+    """A journal file without its job row is what a kill between creating the file and
+    the job's first transaction leaves: nothing was sent, so it is removed. True if removed."""
+    try:
+        journal = Journal.open(path)
+    except (BulkloadError, OSError):
+        return False
+    try:
+        with job_lock(path):
+            has_job = journal.db.execute("SELECT COUNT(*) FROM job").fetchone()[0] > 0
+    except InputError:
+        return False  # another process holds it
+    finally:
+        journal.close()
+    if has_job:
+        return False
+    for p in _journal_files(path):
+        p.unlink(missing_ok=True)
+    return True
 
 
 def open_journal(job_dir: Path, job_id: str, rt: Runtime | None = None) -> Journal:

@@ -317,7 +317,11 @@ class Journal:
     def job(self) -> JobRow:
         row = self.db.execute("SELECT * FROM job WHERE id = 1").fetchone()
         if row is None:
-            raise JobNotFound(f"journal {self.path} holds no job")
+            job_id = self.path.name.removesuffix(JOURNAL_SUFFIX)
+            raise JobNotFound(
+                f"job {job_id} never started (stopped before its first step; nothing was sent): "
+                f"start it again with bulkload load ... --job-id {job_id}"
+            )
         cols = [d[0] for d in self.db.execute("SELECT * FROM job LIMIT 0").description]
         d = dict(zip(cols, row, strict=True))
         return JobRow(
