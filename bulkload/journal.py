@@ -31,6 +31,8 @@ import sqlite_utils
 
 from bulkload.chunker import KnownBatch, PlannedBatch
 from bulkload.errors import JobNotFound
+from bulkload.hubspot.errors import InputFailure
+from bulkload.mapping import LocalFailure
 from bulkload.taxonomy import category_of
 
 
@@ -207,6 +209,32 @@ class ErrorRecord:
     correlation_id: str | None
     origin: str  # "local" or "hubspot"
     row_data: dict[str, Any]
+
+    @classmethod
+    def from_hubspot(
+        cls, f: InputFailure, *, row_number: int, line_number: int | None, id_value: str | None,
+        batch_no: int | None, row_data: dict[str, Any],
+    ) -> ErrorRecord:
+        """A row's error as HubSpot gave it (HubSpot's own message kept)."""
+        return cls(
+            row_number=row_number, line_number=line_number, id_value=id_value, batch_no=batch_no,
+            error_type=f.error_type, message=f.message, property_name=f.property_name,
+            invalid_value=f.invalid_value, http_status=f.http_status, hubspot_category=f.hubspot_category,
+            hubspot_code=f.hubspot_code, correlation_id=f.correlation_id, origin="hubspot", row_data=row_data,
+        )
+
+    @classmethod
+    def from_local(
+        cls, f: LocalFailure, *, row_number: int, line_number: int | None, id_value: str | None,
+        batch_no: int | None, row_data: dict[str, Any],
+    ) -> ErrorRecord:
+        """A row's error found before sending (no id, unreadable datetime, ...)."""
+        return cls(
+            row_number=row_number, line_number=line_number, id_value=id_value, batch_no=batch_no,
+            error_type=f.error_type.value, message=f.message, property_name=f.property_name,
+            invalid_value=f.invalid_value, http_status=None, hubspot_category=None, hubspot_code=None,
+            correlation_id=None, origin="local", row_data=row_data,
+        )
 
 
 @dataclass(frozen=True)

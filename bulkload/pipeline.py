@@ -40,7 +40,7 @@ from bulkload.hubspot.exceptions import RateLimited, TransientError
 from bulkload.hubspot.ratelimit import RateLimiter
 from bulkload.journal import BatchResult, ErrorRecord, JobState, Journal
 from bulkload.mapping import ColumnMap, Schema, _typed_to_strings, map_chunk
-from bulkload.sender import BatchOutcome, RetryPolicy, Sender
+from bulkload.sender import BatchOutcome, RetryPolicy, Sender, next_midnight_utc
 from bulkload.source import Source, SourceChunk
 
 SEND_CHUNK_ROWS = 16_384  # small chunks keep the journal thread responsive between mappings
@@ -167,6 +167,14 @@ def fetch_schema(client: HubSpotClient, limiter: RateLimiter, config: JobConfig,
                 return Schema.fallback()
             raise
         except RateLimited as e:
+            if e.daily:
+                # Waiting out the ten-second window cannot help: pause until the quota resets.
+                raise QuotaExhausted(
+                    f"HubSpot's daily API limit is spent: {e.message}",
+                    resume_after=(
+                        utc_in(e.retry_after) if e.retry_after is not None else next_midnight_utc(datetime.now(UTC))
+                    ),
+                ) from None
             last = e
             limiter.on_rate_limited(e.retry_after)
         except TransientError as e:
@@ -295,21 +303,9 @@ def _trim(chunk: SourceChunk, after_row: int) -> SourceChunk | None:
 
 def _failure_record(batch: PlannedBatch, f: InputFailure, id_by_trace: dict[str, str]) -> ErrorRecord:
     trace = f.trace_id or ""
-    return ErrorRecord(
-        row_number=int(trace),
-        line_number=batch.line_for(trace),
-        id_value=id_by_trace.get(trace),
-        batch_no=batch.batch_no,
-        error_type=f.error_type,
-        message=f.message,
-        property_name=f.property_name,
-        invalid_value=f.invalid_value,
-        http_status=f.http_status,
-        hubspot_category=f.hubspot_category,
-        hubspot_code=f.hubspot_code,
-        correlation_id=f.correlation_id,
-        origin="hubspot",
-        row_data=batch.row_data_for(trace),
+    return ErrorRecord.from_hubspot(
+        f, row_number=int(trace), line_number=batch.line_for(trace), id_value=id_by_trace.get(trace),
+        batch_no=batch.batch_no, row_data=batch.row_data_for(trace),
     )
 
 

@@ -124,11 +124,9 @@ def _groups(items: Sequence[Any], n: int) -> Iterator[Sequence[Any]]:
         yield items[i : i + n]
 
 
-def _error(row: FailedRow, data: dict[str, Any], **kw: Any) -> ErrorRecord:
-    return ErrorRecord(
-        row_number=row.row_number, line_number=row.line_number, id_value=row.id_value, batch_no=row.batch_no,
-        row_data=data, **kw,
-    )
+def _where(row: FailedRow, data: dict[str, Any]) -> dict[str, Any]:
+    return {"row_number": row.row_number, "line_number": row.line_number, "id_value": row.id_value,
+            "batch_no": row.batch_no, "row_data": data}
 
 
 def retry_rows(
@@ -156,10 +154,7 @@ def retry_rows(
         for i, row in enumerate(part):
             failure = mapped.failures.get(i)
             if failure is not None:
-                errors.append(_error(row, part_data[i], error_type=failure.error_type.value, message=failure.message,
-                                     property_name=failure.property_name, invalid_value=failure.invalid_value,
-                                     http_status=None, hubspot_category=None, hubspot_code=None,
-                                     correlation_id=None, origin="local"))
+                errors.append(ErrorRecord.from_local(failure, **_where(row, part_data[i])))
                 continue
             trace = str(row.row_number)
             by_trace[trace] = i
@@ -177,11 +172,7 @@ def retry_rows(
                 at = by_trace.get(f.trace_id or "")
                 if at is None:
                     continue
-                errors.append(_error(part[at], part_data[at], error_type=f.error_type, message=f.message,
-                                     property_name=f.property_name, invalid_value=f.invalid_value,
-                                     http_status=f.http_status, hubspot_category=f.hubspot_category,
-                                     hubspot_code=f.hubspot_code, correlation_id=f.correlation_id,
-                                     origin="hubspot"))
+                errors.append(ErrorRecord.from_hubspot(f, **_where(part[at], part_data[at])))
         journal.record_retry(resolved, errors, created=created, updated=len(resolved) - created, run_no=run_no)
         meter.flush()
         progress.advance(len(part))
