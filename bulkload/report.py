@@ -65,6 +65,7 @@ import pyarrow.parquet as pq
 
 from bulkload.config import default_job_dir
 from bulkload.errors import InputError
+from bulkload.hubspot.errors import embedded_validations
 from bulkload.journal import Journal, journal_path
 from bulkload.taxonomy import HOW_TO_FIX, Category, ErrorType
 
@@ -823,9 +824,18 @@ def summary_dict(cards: Sequence[CategoryCard], superseded: int) -> dict[str, An
     }
 
 
+def readable_message(message: str) -> str:
+    """HubSpot's "Property values were not valid: [{...}]" as the sentence inside it.
+
+    The report keeps HubSpot's message as it came; the cards show what a person reads.
+    """
+    inner = [str(v["message"]) for v in embedded_validations(message) if isinstance(v.get("message"), str)]
+    return "; ".join(inner) if inner else message
+
+
 def _printable(text: str, width: int = 100) -> str:
     """Messages quote source values: no control characters (escape sequences) reach a terminal."""
-    clean = "".join(ch if ch.isprintable() else " " for ch in text)
+    clean = "".join(ch if ch.isprintable() else " " for ch in readable_message(text))
     return clean if len(clean) <= width else clean[: width - 1] + "…"
 
 
