@@ -378,8 +378,10 @@ def retry(job_id: str, job_dir: Path | None, error_types: tuple[str, ...], corre
 @click.option("--after", default=None, metavar="CURSOR", help="Start after this cursor (from the previous page).")
 @click.option("--summary", "show_summary", is_flag=True,
               help="Print one card per error category (counts, top errors, how to fix) instead of writing a file.")
+@click.option("--json", "as_json", is_flag=True, help="Print the summary, or what was written, as JSON.")
 def report(job_id: str, job_dir: Path | None, fmt: str, output: Path | None, error_types: tuple[str, ...],
-           include_resolved: bool, limit: int | None, after: str | None, show_summary: bool) -> None:
+           include_resolved: bool, limit: int | None, after: str | None, show_summary: bool,
+           as_json: bool) -> None:
     """Export JOB_ID's failed rows (most recent error per row) with their source data.
 
     \b
@@ -396,7 +398,10 @@ def report(job_id: str, job_dir: Path | None, fmt: str, output: Path | None, err
     try:
         if show_summary:
             cards, superseded = reporting.summary(journal)
-            click.echo(reporting.render_summary(cards, superseded))
+            if as_json:
+                click.echo(json.dumps(reporting.summary_dict(cards, superseded)))
+            else:
+                click.echo(reporting.render_summary(cards, superseded))
             return
         written = reporting.write_report(journal, fmt, output, error_types=types,  # type: ignore[arg-type]
                                          include_resolved=include_resolved, limit=limit, after=after)
@@ -404,6 +409,11 @@ def report(job_id: str, job_dir: Path | None, fmt: str, output: Path | None, err
         fail(e)
     finally:
         journal.close()
+    if as_json:
+        click.echo(json.dumps({"path": str(written.path), "format": written.format, "rows": written.rows,
+                               "errors": written.errors, "warnings": written.warnings,
+                               "next_cursor": written.next_cursor}))
+        return
     line = reporting.describe_written(written, filtered=bool(types) or include_resolved)
     if written.next_cursor and limit:
         line = line.replace(f"--after {written.next_cursor}", f"--after {written.next_cursor} --limit {limit}")
