@@ -106,11 +106,12 @@ def _run(
     rows_done = 0
     outcome = "error"
     try:
+        meter = UsageMeter(journal, tuning.daily_budget, rt.wall)
+        meter.check()  # a spent --daily-budget pauses before even the properties read is sent
         with make_client(conn, tuning, rt) as probe:
             schema: Schema = fetch_schema(probe, limiter, config, rt)
         check_id_property(schema, config)
         column_map.check_against(schema)
-        meter = UsageMeter(journal, tuning.daily_budget, rt.wall)
         batches, _ = plan_batches(journal, source, column_map, schema, config)
         counts = journal.counts()
         rows = counts["rows"]

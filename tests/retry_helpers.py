@@ -49,7 +49,7 @@ def make_rows(n: int, bad: Mapping[int, Mapping[str, str]] = {}, **common: str) 
     return rows
 
 
-def write_rows(path: Path, rows: Sequence[Mapping[str, Any]], columns: Sequence[str] = COLUMNS) -> Path:
+def write_rows(path: Path, rows: Sequence[dict[str, Any]], columns: Sequence[str] = COLUMNS) -> Path:
     return write_csv(path, rows, columns)
 
 

@@ -59,6 +59,13 @@ EXPECTED_ERRORS = {  # row -> (errorType, category, propertyName, invalidValue, 
 N_ROWS = 500
 
 
+@pytest.fixture(autouse=True)
+def _generous_limit(sandbox: SandboxServer) -> None:
+    # The loader learns the limit from the first answer's headers; without them it
+    # would pace at HubSpot's lowest (100 / 10 s) and every test would crawl.
+    sandbox.configure(rate_limit_max=10_000, rate_limit_window_s=10.0)
+
+
 def _bad_file(tmp_path: Path) -> tuple[Path, list[dict[str, Any]]]:
     rows = make_rows(N_ROWS, BAD_CELLS)
     return write_rows(tmp_path / "calls.csv", rows), rows
@@ -137,7 +144,10 @@ def test_strict_400_bisects_every_good_row_in(sandbox: SandboxServer, job_dir: P
     assert splits > 0
     assert requests - sent <= remote_bad * 2 * math.ceil(math.log2(100)), (sent, requests, splits)
     per_batch = dict(journal_query(job_dir, "s400", "SELECT batch_no, requests FROM batches"))
-    assert per_batch[3] == 1 and per_batch[4] == 1  # clean batches (3's bad row is local) cost one request
+    culprits = {1: 1, 2: 2, 3: 0, 4: 0, 5: 1}  # HubSpot-refused rows per batch (row 299 is local)
+    for batch_no, n_bad in culprits.items():
+        assert per_batch[batch_no] - 1 <= n_bad * 2 * math.ceil(math.log2(100)), (batch_no, per_batch)
+    assert per_batch[3] == 1 and per_batch[4] == 1  # clean batches cost one request
 
 
 def _preload(sb: SandboxServer, records: dict[str, str]) -> None:
@@ -183,9 +193,12 @@ def test_strict_409_unique_value_conflict_is_isolated(
 # ---- 429 bursts ------------------------------------------------------------------------------
 
 
-def test_429_bursts_are_retried_never_failed(sandbox: SandboxServer, job_dir: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("retry_after", [False, True])
+def test_429_bursts_are_retried_never_failed(
+    sandbox: SandboxServer, job_dir: Path, tmp_path: Path, retry_after: bool
+) -> None:
     # --rate far above what the sandbox allows: the loader must find the limit by 429s.
-    sandbox.configure(rate_limit_max=20, rate_limit_window_s=1.0)
+    sandbox.configure(rate_limit_max=20, rate_limit_window_s=1.0, retry_after=retry_after)
     rows = make_rows(400)
     path = write_rows(tmp_path / "calls.csv", rows)
     res = cli(job_args(path, job_dir, "r429", "--rate", "200/1", "--concurrency", "8", "--batch-size", "10"),
@@ -233,8 +246,12 @@ def test_daily_limit_pauses_then_resume_completes(sandbox: SandboxServer, job_di
     check_rows_invariant(status)
     assert sandbox.counters()["rate_limited"].get("DAILY", 0) >= 1
     # Still spent: resuming pauses again at once, nothing is lost.
+    before = sandbox.counters()["requests_total"]
     res = cli(["resume", "daily", "--job-dir", str(job_dir), "--no-progress"], sandbox)
     assert res.exit_code == EXIT_RESUMABLE, res.output
+    assert "daily" in res.output
+    assert sandbox.counters()["requests_total"] == before + 1  # one refused request, no waiting it out
+    assert status_json(job_dir, "daily")["resume_after"]
     sandbox.reset_daily()
     res = cli(["resume", "daily", "--job-dir", str(job_dir), "--no-progress"], sandbox)
     assert res.exit_code == EXIT_OK, res.output
@@ -259,9 +276,11 @@ def test_daily_budget_pauses_and_counts_across_resumes(
 
     # The same budget on resume: already spent by the first run, so nothing more is sent.
     resume = ["resume", "budget", "--job-dir", str(job_dir), "--no-progress"]
+    before = sandbox.counters()["requests_total"]
     res = cli([*resume, "--daily-budget", "4"], sandbox)
     assert res.exit_code == EXIT_RESUMABLE, res.output
-    assert len(sandbox.store_records(ID)) == 400
+    assert "budget" in res.output
+    assert sandbox.counters()["requests_total"] == before  # not even the properties read
     res = cli([*resume, "--daily-budget", "7"], sandbox)
     assert res.exit_code == EXIT_RESUMABLE, res.output
     assert len(sandbox.store_records(ID)) == 700
