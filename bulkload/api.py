@@ -109,7 +109,7 @@ def _run(
         meter = UsageMeter(journal, tuning.daily_budget, rt.wall)
         meter.check()  # a spent --daily-budget pauses before even the properties read is sent
         with make_client(conn, tuning, rt) as probe:
-            schema: Schema = fetch_schema(probe, limiter, config, rt)
+            schema: Schema = fetch_schema(probe, limiter, config, rt, meter)
         check_id_property(schema, config)
         column_map.check_against(schema)
         batches, _ = plan_batches(journal, source, column_map, schema, config)

@@ -150,23 +150,32 @@ def scan_source(journal: Journal, source: Source, column_map: ColumnMap) -> int:
 # ---- pre-flight: the object's properties -------------------------------------------------
 
 
-def fetch_schema(client: HubSpotClient, limiter: RateLimiter, config: JobConfig, rt: Runtime) -> Schema:
+def fetch_schema(
+    client: HubSpotClient, limiter: RateLimiter, config: JobConfig, rt: Runtime, meter: UsageMeter | None = None
+) -> Schema:
     """Read the object's properties: types for conversion, and a check of idProperty and mapping.
 
     A token without the schema-read scope (403) falls back to known types; the
-    upsert itself then says what is wrong.
+    upsert itself then says what is wrong. Each read is an API call like any
+    other: it goes through the limiter and counts against the daily budget.
     """
     last: Exception | None = None
     for attempt in range(5):
         limiter.acquire()
+        status: int | None = None
+        if meter is not None:
+            meter.before_request()
         try:
             items = client.list_properties(config.object_type)
+            status = 200
             return Schema.from_api_properties(items)
         except AuthError as e:
+            status = e.status
             if e.status == 403:
                 return Schema.fallback()
             raise
         except RateLimited as e:
+            status = 429
             if e.daily:
                 # Waiting out the ten-second window cannot help: pause until the quota resets.
                 raise QuotaExhausted(
@@ -182,6 +191,9 @@ def fetch_schema(client: HubSpotClient, limiter: RateLimiter, config: JobConfig,
             rt.sleep(min(30.0, 0.5 * 2**attempt) * rt.rng.random())
         except BulkloadError:
             return Schema.fallback()
+        finally:
+            if meter is not None:
+                meter.after_response(status, None)
     raise ApiUnavailable(f"cannot read the {config.object_type} properties from HubSpot: {last}")
 
 

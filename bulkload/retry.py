@@ -230,9 +230,10 @@ def retry_job(
     limiter = make_limiter(tuning, rt)
     outcome = "error"
     try:
-        with make_client(conn, tuning, rt) as probe:
-            schema = fetch_schema(probe, limiter, config, rt)
         meter = UsageMeter(journal, tuning.daily_budget, rt.wall)
+        meter.check()  # a spent --daily-budget pauses before any request
+        with make_client(conn, tuning, rt) as probe:
+            schema = fetch_schema(probe, limiter, config, rt, meter)
         with make_client(conn, tuning, rt, schema) as client:
             sender = make_sender(client, limiter, meter, tuning, rt)
             rt.progress.start(len(rows), 0)

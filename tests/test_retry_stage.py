@@ -272,7 +272,9 @@ def test_daily_budget_pauses_and_counts_across_resumes(
     assert "budget" in status["paused_reason"] and "free up" in status["paused_reason"]
     assert status["resume_after"]  # when the rolling 24 hours free the first calls
     assert status["usage"]["calls_24h"] == 4
-    assert len(sandbox.store_records(ID)) == 400  # exactly 4 upserts of 100
+    # The properties read is a call like any other: 1 read + 3 upserts of 100.
+    assert len(sandbox.store_records(ID)) == 300
+    assert sandbox.counters()["requests_total"] == 4
 
     # The same budget on resume: already spent by the first run, so nothing more is sent.
     resume = ["resume", "budget", "--job-dir", str(job_dir), "--no-progress"]
@@ -283,13 +285,15 @@ def test_daily_budget_pauses_and_counts_across_resumes(
     assert sandbox.counters()["requests_total"] == before  # not even the properties read
     res = cli([*resume, "--daily-budget", "7"], sandbox)
     assert res.exit_code == EXIT_RESUMABLE, res.output
-    assert len(sandbox.store_records(ID)) == 700
+    assert len(sandbox.store_records(ID)) == 500  # 1 read + 2 upserts more
     assert status_json(job_dir, "budget")["usage"]["calls_24h"] == 7
     res = cli(resume, sandbox)
     assert res.exit_code == EXIT_OK, res.output
     assert_store_exact(sandbox, expected_store(rows))
     status = status_json(job_dir, "budget")
-    assert status["state"] == "completed" and status["api_calls"] == 10
+    # Every call the sandbox saw is counted: 4 + 3 + (1 read + 5 upserts).
+    assert status["state"] == "completed" and status["api_calls"] == 13
+    assert sandbox.counters()["requests_total"] == 13
 
 
 # ---- transient faults: retried, never failed rows, the store exactly right ---------------------
