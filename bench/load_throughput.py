@@ -17,7 +17,7 @@ from common import data_file, sandbox, timed_cli
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--rows", type=int, action="append", help="file sizes (repeatable)")
-    ap.add_argument("--concurrency", type=int, default=6)
+    ap.add_argument("--concurrency", type=int, default=4)
     ap.add_argument("--format", default="csv", choices=["csv", "parquet"])
     args = ap.parse_args()
     sizes = args.rows or [200_000, 1_000_000]

@@ -40,7 +40,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--rows", type=int, default=1_000_000)
     ap.add_argument("--at", type=float, default=0.9, help="kill when this fraction is done")
-    ap.add_argument("--concurrency", type=int, default=6)
+    ap.add_argument("--concurrency", type=int, default=4)
     args = ap.parse_args()
     path = data_file(args.rows)
     common = ["--id-property", "external_call_id", "--no-progress", "--concurrency", str(args.concurrency)]
