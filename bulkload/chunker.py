@@ -59,6 +59,7 @@ class PlannedBatch:
     input_lines: list[int | None] = field(default_factory=list)  # aligned with inputs
     failures: list[RowFailure] = field(default_factory=list)
     superseded: list[RowSuperseded] = field(default_factory=list)
+    first_line: int | None = None  # the line first_row starts on (CSV): where a resume may start reading
     fixed: bool = False  # boundaries come from the journal
     done: bool = False  # the journal has its outcome: skip it
     # (chunk table, row index) of each input, aligned with inputs: source data
@@ -110,7 +111,7 @@ class Chunker:
         self._cur: PlannedBatch | None = None
         self._last_row = 0
 
-    def _open(self, row_number: int, out: list[PlannedBatch]) -> PlannedBatch:
+    def _open(self, row_number: int, out: list[PlannedBatch], line: int | None = None) -> PlannedBatch:
         """The batch row `row_number` belongs to; batches that end before it go to `out`."""
         while True:
             cur = self._cur
@@ -126,14 +127,14 @@ class Chunker:
                 self._cur = PlannedBatch(kb.batch_no, kb.first_row, kb.last_row, fixed=True, done=kb.done)
                 self.next_batch_no = max(self.next_batch_no, kb.batch_no + 1)
                 continue
-            self._cur = PlannedBatch(self.next_batch_no, row_number)
+            self._cur = PlannedBatch(self.next_batch_no, row_number, first_line=line)
             self.next_batch_no += 1
 
     def _add_failure(
         self, row_number: int, line: int | None, id_value: str | None, failure: LocalFailure,
         data: dict[str, Any], out: list[PlannedBatch],
     ) -> None:
-        cur = self._open(row_number, out)
+        cur = self._open(row_number, out, line)
         cur.failures.append(RowFailure(row_number, line, id_value, failure, data))
         self._last_row = row_number
 
@@ -168,7 +169,7 @@ class Chunker:
         pos = 0
         for stop in [*self._special_rows(mapped), n]:
             while pos < stop:
-                cur = self._cur if self._cur is not None else self._open(rows[pos], out)
+                cur = self._cur if self._cur is not None else self._open(rows[pos], out, lines[pos])
                 end = pos + min(stop - pos, self.batch_size - len(cur.inputs))
                 cur.inputs.extend(
                     [
@@ -196,7 +197,7 @@ class Chunker:
         winner = self._dups.get(id_value) if id_value is not None else None
         table = mapped.chunk.table
         if winner is not None and winner != row_number:
-            cur = self._open(row_number, out)
+            cur = self._open(row_number, out, mapped.line_numbers[i])
             cur.superseded.append(
                 RowSuperseded(row_number, mapped.line_numbers[i], id_value or "", winner, row_data(table, i))
             )
@@ -223,7 +224,7 @@ class Chunker:
                 winner = dups.get(id_value) if id_value is not None else None
                 if winner is not None and winner != row_number:
                     # A later row has this id: it wins, this one is never sent.
-                    cur = self._open(row_number, out)
+                    cur = self._open(row_number, out, lines[i])
                     cur.superseded.append(
                         RowSuperseded(row_number, lines[i], id_value or "", winner, row_data(table, i))
                     )
@@ -235,7 +236,7 @@ class Chunker:
                 continue
             open_batch = self._cur
             if open_batch is None or (open_batch.fixed and row_number > open_batch.last_row):
-                open_batch = self._open(row_number, out)
+                open_batch = self._open(row_number, out, lines[i])
             cur = open_batch
             trace = str(row_number)
             cur.inputs.append(

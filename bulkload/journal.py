@@ -166,6 +166,10 @@ MIGRATIONS: list[str] = [
         tuning TEXT
     );
     """,
+    # 2: the line each batch's first row starts on, so a resume can start reading there.
+    """
+    ALTER TABLE batches ADD COLUMN first_line INTEGER;
+    """,
 ]
 
 
@@ -435,6 +439,11 @@ class Journal:
         rows = self.db.execute("SELECT batch_no, first_row, last_row, status FROM batches ORDER BY batch_no")
         return [KnownBatch(r[0], r[1], r[2], r[3] in FINISHED) for r in rows.fetchall()]
 
+    def start_of(self, batch_no: int) -> tuple[int, int | None] | None:
+        """(first row, the line it starts on) of a journaled batch."""
+        r = self.db.execute("SELECT first_row, first_line FROM batches WHERE batch_no = ?", [batch_no]).fetchone()
+        return None if r is None else (int(r[0]), r[1])
+
     def done_prefix(self) -> tuple[int, int]:
         """(last batch_no, last row) of the leading run of finished batches: resume skips it unread."""
         row = self.db.execute(
@@ -492,11 +501,11 @@ class Journal:
     def _claim(self, batch: PlannedBatch, ts: str) -> None:
         self.db.conn.execute(
             "INSERT INTO batches(batch_no, first_row, last_row, n_rows, n_inputs, n_superseded,"
-            " n_local_failed, status, claimed_at, attempts) VALUES (?,?,?,?,?,?,?,?,?,1)"
+            " n_local_failed, status, claimed_at, attempts, first_line) VALUES (?,?,?,?,?,?,?,?,?,1,?)"
             " ON CONFLICT(batch_no) DO UPDATE SET attempts = attempts + 1, claimed_at = excluded.claimed_at",
             [
                 batch.batch_no, batch.first_row, batch.last_row, batch.n_rows, len(batch.inputs),
-                len(batch.superseded), len(batch.failures), BatchStatus.IN_FLIGHT.value, ts,
+                len(batch.superseded), len(batch.failures), BatchStatus.IN_FLIGHT.value, ts, batch.first_line,
             ],
         )
         if batch.failures:

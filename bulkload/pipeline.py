@@ -41,7 +41,7 @@ from bulkload.hubspot.ratelimit import RateLimiter
 from bulkload.journal import BatchResult, ErrorRecord, JobState, Journal
 from bulkload.mapping import ColumnMap, Schema, _typed_to_strings, map_chunk
 from bulkload.sender import BatchOutcome, RetryPolicy, Sender, next_midnight_utc
-from bulkload.source import Source, SourceChunk
+from bulkload.source import Source, SourceChunk, StartAt
 
 SEND_CHUNK_ROWS = 16_384  # small chunks keep the journal thread responsive between mappings
 GRACE_SECONDS = 10.0  # how long a graceful stop waits for in-flight requests
@@ -356,8 +356,15 @@ def plan_batches(journal: Journal, source: Source, column_map: ColumnMap, schema
         dup_ids=journal.dup_ids(),
     )
 
+    # Start reading at the last finished batch of the prefix rather than at the top:
+    # the rows before it are done and need not even be parsed. (_trim drops the rest.)
+    start: StartAt | None = None
+    first = journal.start_of(prefix_no) if prefix_no else None
+    if first is not None and first[1] is not None:
+        start = StartAt(first[0], first[1])
+
     def batches() -> Iterator[PlannedBatch]:
-        for chunk in source.chunks(rows_per_chunk=SEND_CHUNK_ROWS):
+        for chunk in source.chunks(rows_per_chunk=SEND_CHUNK_ROWS, start=start):
             trimmed = _trim(chunk, prefix_row)
             if trimmed is None:
                 continue

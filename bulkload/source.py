@@ -45,7 +45,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, BinaryIO, Literal, cast
+from typing import TYPE_CHECKING, BinaryIO, Literal, Protocol, cast
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -143,6 +143,17 @@ class MalformedRow:
 
 
 @dataclass(frozen=True)
+class StartAt:
+    """Where a CSV read may begin instead of the top: a data row and the line it starts on.
+
+    A resume knows both from its journal; reading from there skips parsing what is done.
+    """
+
+    row_number: int
+    line_number: int
+
+
+@dataclass(frozen=True)
 class SourceChunk:
     """Consecutive rows of the source, with the numbers that locate them in the file.
 
@@ -181,7 +192,11 @@ class Source:
         self.columns = columns
 
     def chunks(
-        self, columns: Sequence[str] | None = None, *, rows_per_chunk: int = 65_536
+        self,
+        columns: Sequence[str] | None = None,
+        *,
+        rows_per_chunk: int = 65_536,
+        start: StartAt | None = None,
     ) -> Iterator[SourceChunk]:
         raise NotImplementedError
 
@@ -219,10 +234,15 @@ class CsvSource(Source):
         self.newline = newline  # what counts as a line break for line numbers
 
     def chunks(
-        self, columns: Sequence[str] | None = None, *, rows_per_chunk: int = 65_536
+        self,
+        columns: Sequence[str] | None = None,
+        *,
+        rows_per_chunk: int = 65_536,
+        start: StartAt | None = None,
     ) -> Iterator[SourceChunk]:
         """Stream the rows: `rows_per_chunk` records per chunk, fewer in the last one and
-        where blank records were left out.
+        where blank records were left out. With `start`, from that row on (numbered as in
+        a read from the top).
 
         Every column is read whatever `columns` selects: line breaks in unselected cells
         still move line numbers, and blank rows are only known from all the cells. That
@@ -230,7 +250,7 @@ class CsvSource(Source):
         """
         selected = self._selected(columns, rows_per_chunk)
         indices = [self.columns.index(name) for name in selected]
-        reader = _CsvReader(self)
+        reader = _CsvReader(self) if start is None or start.row_number <= 1 else _CsvReader.at(self, start)
         held: list[pa.RecordBatch] = []  # pyarrow's batches (~1 block each), not numbered
         count = 0
         for batch in reader.batches():
@@ -268,9 +288,16 @@ class ParquetSource(Source):
         return self._num_rows
 
     def chunks(
-        self, columns: Sequence[str] | None = None, *, rows_per_chunk: int = 65_536
+        self,
+        columns: Sequence[str] | None = None,
+        *,
+        rows_per_chunk: int = 65_536,
+        start: StartAt | None = None,
     ) -> Iterator[SourceChunk]:
-        """Stream the rows, at most `rows_per_chunk` per chunk, row numbers 1..N."""
+        """Stream the rows, at most `rows_per_chunk` per chunk, row numbers 1..N.
+
+        `start` is accepted and ignored: Parquet batches are cheap to skip by the caller.
+        """
         selected = self._selected(columns, rows_per_chunk)
         next_row = 1
         try:
@@ -458,6 +485,59 @@ def _check_names(path: Path, names: list[str]) -> None:
 # --------------------------------------------------------------------------- CSV reading
 
 
+class _Readable(Protocol):
+    def read(self, size: int = -1, /) -> bytes: ...
+    def tell(self) -> int: ...
+
+
+class _Prefixed:
+    """`prefix`, then the rest of `raw` from where it stands: a header glued onto a file
+    read from the middle, so pyarrow sees an ordinary CSV."""
+
+    def __init__(self, prefix: bytes, raw: BinaryIO) -> None:
+        self._prefix = prefix
+        self._raw = raw
+
+    def read(self, size: int = -1) -> bytes:
+        if self._prefix:
+            if size < 0 or size >= len(self._prefix):
+                head, self._prefix = self._prefix, b""
+                return head + self._raw.read(-1 if size < 0 else size - len(head))
+            head, self._prefix = self._prefix[:size], self._prefix[size:]
+            return head
+        return self._raw.read(size)
+
+    def tell(self) -> int:
+        return self._raw.tell()
+
+
+def _line_offset(path: Path, line: int, newline: bytes, block: int = 1 << 20) -> tuple[int, bytes]:
+    """The byte offset where `line` (1-based) starts, and the header line's bytes.
+
+    Counting line breaks in raw blocks runs at memory speed, far faster than parsing.
+    """
+    header = b""
+    seen = 0  # line breaks before `pos`
+    pos = 0
+    with open(path, "rb") as f:
+        while True:
+            data = f.read(block)
+            if not data:
+                raise SourceError(f"{path}: has no line {line:,}; the file is shorter than the job says")
+            if not header:
+                end = data.find(newline)
+                if end >= 0:
+                    header = data[: end + 1]
+            n = data.count(newline)
+            if seen + n >= line - 1:
+                at = -1
+                for _ in range(line - 1 - seen):
+                    at = data.index(newline, at + 1)
+                return pos + at + 1, header
+            seen += n
+            pos += len(data)
+
+
 class _WholeCrlf:
     """A binary file whose reads never stop between a CR and the byte after it.
 
@@ -467,7 +547,7 @@ class _WholeCrlf:
     short. Ending each read past any trailing CR means no block ever ends in one.
     """
 
-    def __init__(self, raw: BinaryIO) -> None:
+    def __init__(self, raw: _Readable) -> None:
         self._raw = raw
         self.closed = False
 
@@ -548,12 +628,33 @@ class _CsvReader:
     # pyarrow decodes a malformed record's text before calling the handler; when that
     # fails (not UTF-8) the handler never runs and pyarrow reports a parse error.
     undecodable: bool = False
+    # Reading from a StartAt: the header's bytes, then the file from `offset`; pyarrow's
+    # record numbers restart there, `record_base` puts them back in the file's count.
+    offset: int = 0
+    header: bytes = b""
+    record_base: int = 0
+
+    @classmethod
+    def at(cls, source: CsvSource, start: StartAt) -> _CsvReader:
+        offset, header = _line_offset(source.path, start.line_number, source.newline.encode())
+        # Records and rows are counted from the start row on: blank records before it
+        # are already out of the row numbers, so the two counts meet there.
+        return cls(
+            source,
+            next_record=start.row_number,
+            next_line=start.line_number,
+            offset=offset,
+            header=header,
+            record_base=start.row_number - 1,
+        )
 
     def _on_invalid(self, row: pacsv.InvalidRow) -> str:
         # Called by pyarrow while it parses (serially, in file order). The record is
         # skipped here and numbered with the good rows around it in number().
         self.invalid.append(
-            _Invalid(int(row.number), int(row.expected_columns), int(row.actual_columns), row.text)
+            _Invalid(
+                int(row.number) + self.record_base, int(row.expected_columns), int(row.actual_columns), row.text
+            )
         )
         return "skip"
 
@@ -562,12 +663,14 @@ class _CsvReader:
         src = self.source
         try:
             raw = open(src.path, "rb")  # noqa: SIM115 - closed below, the generator outlives a with
+            if self.offset:
+                raw.seek(self.offset)
         except OSError as exc:
             raise self._error(exc) from None
         try:
             with self._quiet():
                 reader = pacsv.open_csv(
-                    pa.PythonFile(_WholeCrlf(raw), mode="r"),
+                    pa.PythonFile(_WholeCrlf(_Prefixed(self.header, raw) if self.offset else raw), mode="r"),
                     read_options=pacsv.ReadOptions(block_size=CSV_BLOCK_SIZE, use_threads=False),
                     parse_options=_parse_options(src.delimiter, self._on_invalid),
                     convert_options=pacsv.ConvertOptions(
