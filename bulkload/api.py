@@ -314,7 +314,7 @@ def status_of(journal: Journal) -> dict[str, Any]:
         "created_at": job.created_at,
         "updated_at": job.updated_at,
         "finished_at": job.finished_at,
-        "journal": str(journal.path),
+        "journal": str(journal.path.resolve()),
     }
     if state == JobState.PAUSED:
         out["paused_reason"] = reason
