@@ -12,6 +12,7 @@ from bulkload.sandbox import SandboxServer
 from tests.conftest import (
     SAMPLE_CSV,
     SAMPLE_PARQUET,
+    TOKEN,
     cli_env,
     expected_datetime,
     read_csv_rows,
@@ -80,6 +81,9 @@ def test_bad_rows_are_journaled_with_their_error_type(sandbox: SandboxServer, jo
     status = load(SAMPLE_CSV, sandbox, job_dir)
     journal = Path(str(status["journal"]))
     assert stat.S_IMODE(journal.stat().st_mode) == 0o600
+    # The token lives only in memory: not in the journal (or its WAL).
+    for f in journal.parent.iterdir():
+        assert TOKEN.encode() not in f.read_bytes(), f.name
     import sqlite3
 
     con = sqlite3.connect(journal)
