@@ -12,7 +12,7 @@ import signal
 import sys
 import threading
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from types import FrameType
 from typing import Any, NoReturn
@@ -244,16 +244,20 @@ def load(source: Path, id_property: str, object_type: str, job_dir: Path | None,
         fail(e)
     job_id = job_id or api.new_job_id(source)
     _run_job(lambda rt: api.load(config, conn, job_dir=_job_dir(job_dir), job_id=job_id, tuning=tuning,
-                                 runtime=rt), job_id, as_json, no_progress, "load")
+                                 runtime=rt), job_id, as_json, no_progress, "load", _job_dir(job_dir))
 
 
 def _run_job(run: Callable[[Runtime], api.RunResult], job_id: str, as_json: bool, no_progress: bool,
-             desc: str) -> NoReturn:
+             desc: str, job_dir: Path) -> NoReturn:
     rt = Runtime(progress=TqdmProgress(not no_progress and sys.stderr.isatty(), desc))
     try:
         with graceful_signals(rt.stop, job_id):
             result = run(rt)
     except BulkloadError as e:
+        if as_json and isinstance(e, StopResumable | AuthError):
+            # Scripts get the paused job's status on stdout too; the reason goes to stderr.
+            with suppress(BulkloadError):
+                click.echo(json.dumps(api.status(job_id, job_dir=job_dir) | {"exit_code": e.exit_code}))
         fail(e, job_id)
     print_result(result, as_json)
     sys.exit(result.exit_code)
@@ -277,7 +281,7 @@ def resume(job_id: str, job_dir: Path | None, concurrency: int, rate: str | None
     except BulkloadError as e:
         fail(e)
     _run_job(lambda rt: api.resume(job_id, conn, job_dir=_job_dir(job_dir), tuning=tuning, runtime=rt),
-             job_id, as_json, no_progress, "resume")
+             job_id, as_json, no_progress, "resume", _job_dir(job_dir))
 
 
 @cli.command()

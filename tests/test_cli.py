@@ -159,3 +159,17 @@ def test_lower_layers_never_import_higher_ones() -> None:
 
 def test_cli_object_is_the_console_script() -> None:
     assert cli.name in ("cli", "bulkload")
+
+
+def test_a_paused_load_with_json_prints_the_status_too(tmp_path: Path) -> None:
+    from bulkload.sandbox import SandboxConfig
+
+    path = write_csv(tmp_path / "calls.csv", [good_row(i) for i in range(300)])
+    with SandboxServer(SandboxConfig(rate_limit_max=None, daily_limit=2)) as sb:
+        res = run_cli(["load", str(path), "--id-property", "external_call_id", "--job-dir", str(tmp_path / "j"),
+                       "--job-id", "p", "--no-progress", "--json"], env=cli_env(sb))
+    assert res.exit_code == 75
+    status = json.loads(res.stdout.strip().splitlines()[-1])
+    assert status["state"] == "paused" and status["exit_code"] == 75
+    assert status["resume_command"] == "bulkload resume p"
+    assert "Resume with: bulkload resume p" in res.stderr
