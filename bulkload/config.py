@@ -8,6 +8,7 @@ run and is passed to each run separately.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 import tomllib
@@ -22,7 +23,6 @@ DEFAULT_BASE_URL = "https://api.hubapi.com"
 DEFAULT_OBJECT_TYPE = "calls"
 MAX_BATCH_SIZE = 100  # "Object API batch endpoints are limited to 100 inputs per request."
 DEFAULT_CONCURRENCY = 4
-LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1", "[::1]"})
 
 
 def default_job_dir() -> Path:
@@ -141,12 +141,22 @@ class Connection:
             raise InputError("the access token is empty")
 
 
+def is_loopback(host: str) -> bool:
+    """localhost, 127.0.0.0/8 or ::1: the only hosts plain http:// may go to."""
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
 def check_base_url(url: str) -> None:
     """Plain http:// is refused except for loopback hosts: the token would travel in clear."""
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise InputError(f"invalid base URL {url!r}")
-    if parts.scheme == "http" and parts.hostname not in LOOPBACK_HOSTS:
+    if parts.scheme == "http" and not is_loopback(parts.hostname):
         raise InputError(f"refusing plain http:// for non-loopback host {parts.hostname}; use https://")
 
 

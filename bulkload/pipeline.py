@@ -15,7 +15,6 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any, Protocol
 
 import httpx
@@ -533,7 +532,3 @@ def finish_state(journal: Journal) -> dict[str, Any]:
 
 def utc_in(seconds: float) -> datetime:
     return datetime.now(UTC) + timedelta(seconds=seconds)
-
-
-def source_path_of(journal: Journal) -> Path:
-    return Path(journal.job().source_path)

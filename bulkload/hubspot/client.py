@@ -24,7 +24,6 @@ message built from foreign text passes through `_redact`.
 
 from __future__ import annotations
 
-import ipaddress
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -37,6 +36,7 @@ from urllib.parse import quote
 import httpx
 import orjson
 
+from bulkload.config import is_loopback
 from bulkload.errors import AuthError, InputError
 from bulkload.hubspot.errors import (
     InputFailure,
@@ -124,15 +124,6 @@ def parse_retry_after(value: str | None, now: datetime | None = None) -> float |
     return max(0.0, (when - current).total_seconds())
 
 
-def _is_loopback(host: str) -> bool:
-    if host == "localhost" or host.endswith(".localhost"):
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 def _loads(content: bytes) -> object:
     try:
         return orjson.loads(content)
@@ -163,7 +154,7 @@ class HubSpotClient:
             raise InputError(f"invalid HubSpot base URL {base_url!r}: {exc}") from None
         if url.scheme not in ("http", "https") or not url.host:
             raise InputError(f"the HubSpot base URL must be https://HOST, not {base_url!r}")
-        if url.scheme == "http" and not _is_loopback(url.host):
+        if url.scheme == "http" and not is_loopback(url.host):
             raise InputError(
                 f"refusing plain http:// to {url.host}: the token and call data would travel "
                 "unencrypted; use https:// (http:// is allowed for loopback hosts only)"
