@@ -298,17 +298,17 @@ def _trim(chunk: SourceChunk, after_row: int) -> SourceChunk | None:
         return chunk
     rows = chunk.row_numbers
     n = len(rows)
-    last = max([int(rows[-1].as_py())] if n else [0] + [m.row_number for m in chunk.malformed])
-    if n and last <= after_row and not any(m.row_number > after_row for m in chunk.malformed):
+    malformed = tuple(m for m in chunk.malformed if m.row_number > after_row)
+    k = int(pc.sum(pc.less_equal(rows, after_row)).as_py() or 0) if n else 0  # rows ascend
+    if k == n and not malformed:
         return None
-    k = int(pc.sum(pc.less_equal(rows, after_row)).as_py() or 0) if n else 0
-    if k == 0 and not any(m.row_number <= after_row for m in chunk.malformed):
+    if k == 0 and len(malformed) == len(chunk.malformed):
         return chunk
     return SourceChunk(
         table=chunk.table.slice(k),
         row_numbers=rows.slice(k),
         line_numbers=chunk.line_numbers.slice(k) if chunk.line_numbers is not None else None,
-        malformed=tuple(m for m in chunk.malformed if m.row_number > after_row),
+        malformed=malformed,
     )
 
 
