@@ -936,3 +936,17 @@ def test_object_type_and_property_names_are_escaped_in_paths() -> None:
     with client_for(handler) as client:
         assert client.get_property("0-48", "a/b c") is None
     assert seen == ["/crm/v3/properties/0-48/a%2Fb%20c"]
+
+
+def test_a_200_whose_results_echo_no_trace_ids_still_accounts_for_every_input() -> None:
+    inputs = make_inputs(3)
+    bare = [{"id": str(100 + i), "new": True, "archived": False, "properties": {},
+             "createdAt": "2024-05-01T10:00:00.000Z", "updatedAt": "2024-05-01T10:00:00.000Z"} for i in range(3)]
+    body = {"status": "COMPLETE", "results": bare, "startedAt": "x", "completedAt": "y"}
+    out = upsert_with(reply(200, body), inputs)
+    assert sorted(s.trace_id for s in out.successes) == ["row-0", "row-1", "row-2"]
+    assert out.missing == []
+    # Fewer results than inputs: HubSpot has answered COMPLETE to a request it did not
+    # process, so the unanswered inputs stay unaccounted (the sender resends them).
+    out = upsert_with(reply(200, {**body, "results": []}), inputs)
+    assert out.successes == [] and sorted(out.missing) == ["row-0", "row-1", "row-2"]

@@ -343,6 +343,14 @@ class HubSpotClient:
             # One error that names no input, one input unaccounted for: they are each other's.
             only = missing.pop()
             attributed[only] = _with_trace(unattributed[0], only, inputs)
+        if missing and status != 207 and not attributed and not unattributed and len(results) == len(inputs):
+            # A plain 200 is "every input written", and here every input has its result;
+            # only the echo that ties them to inputs is absent. Resending would not tell
+            # us more. (A 200 with fewer results than inputs stays unaccounted: HubSpot
+            # has answered COMPLETE with empty results to a request it did not process.)
+            for trace in missing:
+                successes[trace] = InputSuccess(trace, "", False)
+            missing = []
         return UpsertResponse(
             http_status=status,
             successes=[successes[t] for t in trace_ids if t in successes],
