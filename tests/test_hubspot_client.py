@@ -950,3 +950,17 @@ def test_a_200_whose_results_echo_no_trace_ids_still_accounts_for_every_input() 
     # process, so the unanswered inputs stay unaccounted (the sender resends them).
     out = upsert_with(reply(200, {**body, "results": []}), inputs)
     assert out.successes == [] and sorted(out.missing) == ["row-0", "row-1", "row-2"]
+
+
+def test_a_207_whose_results_echo_no_trace_ids_pairs_the_rest_with_the_results() -> None:
+    inputs = make_inputs(3)
+    bare = [{"id": str(100 + i), "new": False, "archived": False, "properties": {},
+             "createdAt": "2024-05-01T10:00:00.000Z", "updatedAt": "2024-05-01T10:00:00.000Z"} for i in range(2)]
+    error = {"status": "error", "category": "VALIDATION_ERROR",
+             "message": validation_message(("INVALID_OPTION", "hs_call_status", "DONE was not one of the allowed options")),
+             "context": {"objectWriteTraceId": ["row-1"]}}
+    body = {"status": "COMPLETE", "results": bare, "numErrors": 1, "errors": [error], "startedAt": "x", "completedAt": "y"}
+    out = upsert_with(reply(207, body), inputs)
+    assert [f.trace_id for f in out.failures] == ["row-1"]
+    assert sorted(s.trace_id for s in out.successes) == ["row-0", "row-2"]
+    assert out.missing == []

@@ -327,6 +327,7 @@ class HubSpotClient:
                 f"HTTP {status} body is not a batch upsert response", status, rate=rate
             )
         successes = self._match_results(results, inputs, trace_ids)
+        unmatched_results = len(results) - len(successes)
         attributed, unattributed = failures_from_multi_status(
             body.get("errors"),
             inputs,
@@ -343,11 +344,11 @@ class HubSpotClient:
             # One error that names no input, one input unaccounted for: they are each other's.
             only = missing.pop()
             attributed[only] = _with_trace(unattributed[0], only, inputs)
-        if missing and status != 207 and not attributed and not unattributed and len(results) == len(inputs):
-            # A plain 200 is "every input written", and here every input has its result;
-            # only the echo that ties them to inputs is absent. Resending would not tell
-            # us more. (A 200 with fewer results than inputs stays unaccounted: HubSpot
-            # has answered COMPLETE with empty results to a request it did not process.)
+        if missing and not unattributed and unmatched_results == len(missing):
+            # Every unanswered input has a result of its own; only the echo that ties
+            # them to inputs is absent, and resending would not tell us more. (Fewer
+            # results than that stay unaccounted: HubSpot has answered COMPLETE with
+            # empty results to a request it did not process.)
             for trace in missing:
                 successes[trace] = InputSuccess(trace, "", False)
             missing = []
