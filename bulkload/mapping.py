@@ -136,10 +136,10 @@ def resolve_columns(
         raise MappingError(f"several columns map to the same property: {', '.join(dupes)}")
     id_cols = [c for c, p in pairs if p == id_property]
     if not id_cols:
-        raise SourceError(
-            f"no id column: no column maps to the id property {id_property!r} "
-            f"(use --column SRC={id_property})"
-        )
+        hint = f"use --column SRC={id_property}"
+        if len(source_columns) == 1 and any(d in source_columns[0] for d in ";|"):
+            hint = "the file looks separated by something other than commas; save it as comma-separated CSV"
+        raise SourceError(f"no id column: no column maps to the id property {id_property!r} ({hint})")
     return ColumnMap(tuple(pairs), id_cols[0], id_property)
 
 
