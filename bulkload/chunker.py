@@ -85,11 +85,6 @@ class PlannedBatch:
         return self.input_lines[k] if k is not None else None
 
 
-def trace_id_for(row_number: int) -> str:
-    """objectWriteTraceId: unique per input, and maps straight back to the source row."""
-    return str(row_number)
-
-
 class Chunker:
     """Feeds mapped chunks in file order, yields batches as they fill."""
 
@@ -160,7 +155,11 @@ class Chunker:
         return sorted(special)
 
     def _feed_runs(self, mapped: MappedChunk) -> list[PlannedBatch]:
-        """The common case: runs of plain rows become inputs a slice at a time."""
+        """The common case: runs of plain rows become inputs a slice at a time.
+
+        Every input's objectWriteTraceId is its source row number as text: unique per
+        input, and it maps an outcome straight back to its row (pipeline, retry).
+        """
         out: list[PlannedBatch] = []
         table = mapped.chunk.table
         ids, props, lines, rows = mapped.ids, mapped.properties, mapped.line_numbers, mapped.row_numbers

@@ -19,7 +19,6 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -394,13 +393,6 @@ class Journal:
             )
         self._checkpoint(f"set_state:{state.value}")
 
-    def touch(self, *, last_rate: dict[str, Any] | None = None) -> None:
-        with self.db.atomic():
-            self.db.execute(
-                "UPDATE job SET updated_at = ?, last_rate = COALESCE(?, last_rate) WHERE id = 1",
-                [now_iso(), json.dumps(last_rate) if last_rate else None],
-            )
-
     # ---- the scan (pass 1): row count and repeated ids -------------------------------------
 
     def reset_scan(self) -> None:
@@ -603,10 +595,6 @@ class Journal:
         self._checkpoint("record_retry")
 
     # ---- API usage and runs ---------------------------------------------------------------
-
-    def add_usage(self, calls: int, rate_limited: int, retries: int, *, at: float | None = None) -> None:
-        with self.db.atomic():
-            self._add_usage(calls, rate_limited, retries, at if at is not None else time.time())
 
     def _add_usage(self, calls: int, rate_limited: int, retries: int, at: float) -> None:
         if not (calls or rate_limited or retries):

@@ -243,7 +243,7 @@ def _datetime_strings(arr: pa.Array) -> tuple[list[str | None], dict[int, str]]:
     return values, bad
 
 
-def _typed_to_strings(arr: pa.Array, prop_type: str) -> pa.Array:
+def typed_to_strings(arr: pa.Array, prop_type: str) -> pa.Array:
     """A typed (Parquet) column as the strings HubSpot expects."""
     t = arr.type
     if pa.types.is_dictionary(t):
@@ -301,7 +301,7 @@ def _column_values(
     the indices of values over HubSpot's length cap (checked in Arrow, not per value)."""
     if pa.types.is_null(arr.type):
         return [None] * len(arr), {}, []
-    arr = _typed_to_strings(arr, prop_type)
+    arr = typed_to_strings(arr, prop_type)
     if prop_type in DATETIME_TYPES:
         values, bad = _datetime_strings(arr)
         return values, bad, []
@@ -310,14 +310,19 @@ def _column_values(
     return arr.to_pylist(), {}, long_rows
 
 
+def id_strings(arr: pa.Array) -> pa.Array:
+    """The id column as text (a typed Parquet id becomes its string; an all-null column, nulls)."""
+    if pa.types.is_null(arr.type):
+        return pa.nulls(len(arr), pa.string())
+    return typed_to_strings(arr, "string")
+
+
 def map_chunk(chunk: SourceChunk, column_map: ColumnMap, schema: Schema) -> MappedChunk:
     """Map every row of a chunk; rows that cannot be sent get a LocalFailure."""
     table = chunk.table
     n = table.num_rows
-    ids_arr = table.column(column_map.id_column)
-    if not (pa.types.is_string(ids_arr.type) or pa.types.is_large_string(ids_arr.type)):
-        ids_arr = _typed_to_strings(ids_arr, "string") if not pa.types.is_null(ids_arr.type) else ids_arr
-    ids: list[str | None] = ids_arr.to_pylist() if not pa.types.is_null(ids_arr.type) else [None] * n
+    ids_arr = id_strings(table.column(column_map.id_column))
+    ids: list[str | None] = ids_arr.to_pylist()
     failures: dict[int, LocalFailure] = {}
 
     names: list[str] = []
@@ -349,11 +354,8 @@ def map_chunk(chunk: SourceChunk, column_map: ColumnMap, schema: Schema) -> Mapp
         names.append(prop)
         columns.append(values)
 
-    if pa.types.is_null(ids_arr.type):
-        no_id = list(range(n))
-    else:
-        blank = pc.fill_null(pc.equal(pc.utf8_length(pc.utf8_trim_whitespace(ids_arr)), 0), True)
-        no_id = pc.indices_nonzero(blank).to_pylist() if pc.any(blank).as_py() else []
+    blank = pc.fill_null(pc.equal(pc.utf8_length(pc.utf8_trim_whitespace(ids_arr)), 0), True)
+    no_id = pc.indices_nonzero(blank).to_pylist() if pc.any(blank).as_py() else []
     for i in no_id:
         failures[i] = LocalFailure(
             ErrorType.MISSING_ID_VALUE,

@@ -18,7 +18,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 import httpx
-import pyarrow as pa
 import pyarrow.compute as pc
 
 from bulkload.chunker import Chunker, PlannedBatch
@@ -38,7 +37,7 @@ from bulkload.hubspot.errors import InputFailure
 from bulkload.hubspot.exceptions import RateLimited, TransientError
 from bulkload.hubspot.ratelimit import RateLimiter
 from bulkload.journal import BatchResult, ErrorRecord, JobState, Journal
-from bulkload.mapping import ColumnMap, Schema, _typed_to_strings, map_chunk
+from bulkload.mapping import ColumnMap, Schema, id_strings, map_chunk
 from bulkload.sender import BatchOutcome, RetryPolicy, Sender, next_midnight_utc
 from bulkload.source import Source, SourceChunk, StartAt
 
@@ -81,12 +80,6 @@ class Runtime:
 # ---- pass 1: the scan --------------------------------------------------------------------
 
 
-def _ids_as_strings(arr: pa.Array) -> pa.Array:
-    if pa.types.is_null(arr.type):
-        return pa.nulls(len(arr), pa.string())
-    return _typed_to_strings(arr, "string")
-
-
 # A fixed-size bit set over the ids' hashes: its size, not the file's, bounds the
 # scan's memory. A set bit seen again means "maybe repeated": the id goes to the
 # journal with its row. A false alarm (two ids sharing a bit) is harmless: an id
@@ -110,7 +103,7 @@ def scan_source(journal: Journal, source: Source, column_map: ColumnMap) -> int:
     malformed = 0
     first_malformed = ""
     for chunk in source.chunks([column_map.id_column], rows_per_chunk=SEND_CHUNK_ROWS):
-        ids = _ids_as_strings(chunk.table.column(column_map.id_column))
+        ids = id_strings(chunk.table.column(column_map.id_column))
         rows = chunk.row_numbers
         if len(rows):
             total = max(total, int(rows[-1].as_py()))
