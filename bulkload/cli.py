@@ -1,7 +1,8 @@
 """The command line: parse, call the library, print. Nothing else lives here.
 
-The one table from outcome to exit code: a RunResult carries 0 or 1; every
-BulkloadError carries its class's exit code (2, 75, 77).
+The one table from outcome to exit code: a finished run carries 0 or 1 (computed once,
+from its counts); every BulkloadError carries its class's exit code (2, 75, 77), and the
+`bulkload` group turns it into one line and that exit code, in one place.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import signal
 import sys
 import threading
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from pathlib import Path
 from types import FrameType
 from typing import Any, NoReturn
@@ -22,53 +23,82 @@ from tqdm import tqdm
 
 from bulkload import api
 from bulkload.config import (
+    DEFAULT_CONCURRENCY,
+    DEFAULT_MAX_ATTEMPTS,
+    DEFAULT_TIMEOUT,
     MAX_BATCH_SIZE,
-    Connection,
+    MAX_CONCURRENCY,
+    MAX_TIMEOUT,
     JobConfig,
-    Rate,
-    Tuning,
-    default_job_dir,
     parse_column_overrides,
     read_map_file,
     resolve_connection,
 )
-from bulkload.errors import EXIT_RESUMABLE, AuthError, BulkloadError, StopResumable
-from bulkload.pipeline import Runtime
+from bulkload.errors import EXIT_RESUMABLE, AuthError, BulkloadError, Interrupted, StopResumable
+from bulkload.pipeline import RunResult, Runtime
+
+JSON_KEY = "bulkload.json"
 
 JOB_DIR = click.option(
     "--job-dir",
-    type=click.Path(file_okay=False, path_type=Path),
+    type=click.Path(path_type=Path),
     default=None,
-    help="Where job journals and reports live. Default: $BULKLOAD_JOB_DIR, else ./jobs.",
+    help="Where job journals and reports live. New jobs default to $BULKLOAD_JOB_DIR, else ./jobs; "
+         "an existing job is also found by its id from any directory.",
 )
 
 
-def _job_dir(value: Path | None) -> Path:
-    return value if value is not None else default_job_dir()
+# ---- errors, once ------------------------------------------------------------------------------
 
 
-def fail(e: BulkloadError, job_id: str | None = None) -> NoReturn:
-    """Print one line (and the resume hint when there is something to resume), then exit."""
-    from bulkload.errors import Interrupted
+def _report_error(e: BulkloadError, as_json: bool) -> None:
+    if as_json and isinstance(e, StopResumable | AuthError) and e.journal is not None:
+        # Scripts get the paused job's status on stdout too; the reason goes to stderr.
+        try:
+            from bulkload.journal import Journal
+            from bulkload.status import status_of
 
-    if job_id and isinstance(e, Interrupted):
-        # One line, the same one a second Ctrl-C prints: scripts and people look for it.
-        click.echo(f"Interrupted. Resume with: bulkload resume {job_id}", err=True)
-        sys.exit(e.exit_code)
-    click.echo(f"error: {e}" if not isinstance(e, StopResumable | AuthError) else _stop_line(e), err=True)
-    if job_id and isinstance(e, StopResumable | AuthError):
-        click.echo(f"Resume with: bulkload resume {job_id}", err=True)
-    sys.exit(e.exit_code)
-
-
-def _stop_line(e: BulkloadError) -> str:
-    from bulkload.errors import Interrupted
-
+            with Journal.open(Path(str(e.journal))) as journal:
+                click.echo(json.dumps(status_of(journal) | {"exit_code": e.exit_code}))
+        except BulkloadError:
+            pass
     if isinstance(e, Interrupted):
-        return "Interrupted."
+        # One line, the same one a second Ctrl-C prints: scripts and people look for it.
+        click.echo(f"Interrupted. Resume with: {e.hint}" if e.hint else "Interrupted.", err=True)
+        return
     if isinstance(e, AuthError):
-        return f"Paused: HubSpot refused the token ({e.status}): {e}"
-    return f"Paused: {e}"
+        click.echo(f"Paused: HubSpot refused the token ({e.status}): {e}", err=True)
+    elif isinstance(e, StopResumable):
+        click.echo(f"Paused: {e}", err=True)
+    else:
+        click.echo(f"error: {e}", err=True)
+    if e.hint:
+        click.echo(f"Resume with: {e.hint}" if isinstance(e, StopResumable | AuthError) else e.hint, err=True)
+
+
+class _Commands(click.Group):
+    """The `bulkload` group: every BulkloadError becomes one line and its exit code here;
+    `sandbox` is imported only when used (its server stack is heavy)."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except BulkloadError as e:
+            _report_error(e, bool(ctx.meta.get(JSON_KEY)))
+            ctx.exit(e.exit_code)
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted([*super().list_commands(ctx), "sandbox"])
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name == "sandbox":
+            from bulkload.sandbox import sandbox_command
+
+            return sandbox_command
+        return super().get_command(ctx, cmd_name)
+
+
+# ---- running a job --------------------------------------------------------------------------------
 
 
 class TqdmProgress:
@@ -84,7 +114,7 @@ class TqdmProgress:
             self.bar = tqdm(total=total, initial=done, unit="row", unit_scale=True, desc=self.desc,
                             dynamic_ncols=True, file=sys.stderr, smoothing=0.1)
 
-    def advance(self, rows: int) -> None:
+    def advance(self, rows: int, failed: int = 0) -> None:
         if self.bar is not None:
             self.bar.update(rows)
 
@@ -95,13 +125,13 @@ class TqdmProgress:
 
 
 @contextmanager
-def graceful_signals(stop: threading.Event, job_id: str) -> Iterator[None]:
-    """First Ctrl-C/SIGTERM: stop claiming batches and let in-flight ones finish.
-    Second: leave at once. The journal is consistent at every instant, so both are resumable."""
+def graceful_signals(stop: threading.Event, hint: str) -> Iterator[None]:
+    """First Ctrl-C/SIGTERM: stop claiming batches and let in-flight ones finish (up to the
+    grace period). Second: leave at once. The journal is consistent at every instant."""
 
     def handler(signum: int, frame: FrameType | None) -> None:
         if stop.is_set():
-            click.echo(f"\nInterrupted. Resume with: bulkload resume {job_id}", err=True)
+            click.echo(f"\nInterrupted. Resume with: {hint}", err=True)
             os._exit(EXIT_RESUMABLE)
         stop.set()
         click.echo("\nStopping: finishing in-flight requests (Ctrl-C again to stop at once)…", err=True)
@@ -119,66 +149,70 @@ def graceful_signals(stop: threading.Event, job_id: str) -> Iterator[None]:
 
 
 def tuning_options(f: Callable[..., Any]) -> Callable[..., Any]:
-    for opt in reversed(
-        [
-            click.option("--concurrency", type=click.IntRange(1, 64), default=4, show_default=True,
-                         help="Requests in flight at once. The rate limit still governs the pace."),
-            click.option("--rate", "rate", default=None, metavar="N/SECONDS",
-                         help="Fix the request rate (e.g. 190/10) instead of learning it from HubSpot's "
-                              "X-HubSpot-RateLimit-* headers."),
-            click.option("--daily-budget", type=click.IntRange(min=1), default=None, metavar="N",
-                         help="API calls this job may spend per rolling 24 hours (its share of the account's "
-                              "daily limit); when spent the job pauses (exit 75)."),
-            click.option("--timeout", type=click.FloatRange(min=0.1), default=30.0, show_default=True,
-                         help="Seconds to wait for one HTTP response."),
-            click.option("--max-attempts", type=click.IntRange(min=1), default=8, show_default=True,
-                         help="Tries per request on transient failures before the job pauses."),
-            click.option("--base-url", default=None, envvar="HUBSPOT_BASE_URL",
-                         help="HubSpot API base URL (env HUBSPOT_BASE_URL; default https://api.hubapi.com). "
-                              "Plain http:// only for loopback."),
-            click.option("--token-file", type=click.Path(dir_okay=False, path_type=Path), default=None,
-                         help="Read the access token from this file instead of $HUBSPOT_ACCESS_TOKEN."),
-            click.option("--json", "as_json", is_flag=True, help="Print the result as one JSON object."),
-            click.option("--no-progress", is_flag=True, help="No progress bar."),
-        ]
-    ):
+    """The tuning flags. None means "not given": the job's stored choice (or the default) applies."""
+    for opt in reversed([
+        click.option("--concurrency", type=click.IntRange(1, MAX_CONCURRENCY), default=None,
+                     help=f"Requests in flight at once (default {DEFAULT_CONCURRENCY}). The rate limit still "
+                          "governs the pace."),
+        click.option("--rate", "rate", default=None, metavar="N/SECONDS",
+                     help="Fix the request rate (e.g. 190/10) instead of learning it from HubSpot's "
+                          "X-HubSpot-RateLimit-* headers."),
+        click.option("--daily-budget", type=click.IntRange(min=1), default=None, metavar="N",
+                     help="API calls this job may spend per rolling 24 hours (its share of the account's daily "
+                          "limit); when spent the job pauses (exit 75)."),
+        click.option("--timeout", type=float, default=None,
+                     help=f"Seconds to wait for one HTTP response (default {DEFAULT_TIMEOUT:g}, at most "
+                          f"{MAX_TIMEOUT:g})."),
+        click.option("--max-attempts", type=click.IntRange(min=1), default=None,
+                     help=f"Tries per request on transient failures before the job pauses (default "
+                          f"{DEFAULT_MAX_ATTEMPTS})."),
+        click.option("--base-url", default=None, envvar="HUBSPOT_BASE_URL",
+                     help="HubSpot API base URL (env HUBSPOT_BASE_URL; default https://api.hubapi.com). "
+                          "Plain http:// only for loopback."),
+        click.option("--token-file", type=click.Path(dir_okay=False, path_type=Path), default=None,
+                     help="Read the access token from this file instead of $HUBSPOT_ACCESS_TOKEN."),
+        click.option("--json", "as_json", is_flag=True, help="Print the result as one JSON object."),
+        click.option("--no-progress", is_flag=True, help="No progress bar."),
+    ]):
         f = opt(f)
     return f
 
 
-def _tuning(concurrency: int, rate: str | None, daily_budget: int | None, timeout: float,
-            max_attempts: int) -> Tuning:
-    return Tuning(
-        concurrency=concurrency,
-        rate=Rate.parse(rate) if rate else None,
-        daily_budget=daily_budget,
-        timeout=timeout,
-        max_attempts=max_attempts,
-    )
+def _choices(**given: Any) -> dict[str, Any]:
+    return {k: v for k, v in given.items() if v is not None}
 
 
-def print_result(result: api.RunResult, as_json: bool) -> None:
+def _json_mode(as_json: bool) -> None:
+    click.get_current_context().meta[JSON_KEY] = as_json
+
+
+def _run_job(run: Callable[[Runtime], RunResult], hint: str, as_json: bool, no_progress: bool,
+             desc: str) -> NoReturn:
+    rt = Runtime(progress=TqdmProgress(not no_progress and sys.stderr.isatty(), desc))
+    with graceful_signals(rt.stop, hint):
+        result = run(rt)
+    st = api.status(result.job_id, job_dir=result.journal.parent)
     if as_json:
-        status = api.status(result.job_id, job_dir=result.journal.parent)
-        click.echo(json.dumps(status | {"exit_code": result.exit_code}, indent=None))
-        return
-    from bulkload.views import render_summary
+        click.echo(json.dumps(st | {"exit_code": result.exit_code}))
+    else:
+        from bulkload.journal import Journal
+        from bulkload.views import render_run_summary
 
-    click.echo(render_summary(result.job_id, result.journal.parent))
+        with Journal.open(result.journal) as journal:
+            by_type = journal.failed_by_type()
+        click.echo(render_run_summary(st, by_type))
+    sys.exit(result.exit_code)
 
 
-class _Commands(click.Group):
-    """The `bulkload` group; `sandbox` is imported only when used (its server stack is heavy)."""
+def _hint_for(job_id: str, job_dir: Path | None) -> str:
+    from bulkload.status import job_dir_flag
 
-    def list_commands(self, ctx: click.Context) -> list[str]:
-        return sorted([*super().list_commands(ctx), "sandbox"])
+    if job_dir is None:
+        return f"bulkload resume {job_id}"
+    return f"bulkload resume {job_id}{job_dir_flag(job_dir)}"
 
-    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
-        if cmd_name == "sandbox":
-            from bulkload.sandbox import sandbox_command
 
-            return sandbox_command
-        return super().get_command(ctx, cmd_name)
+# ---- the commands ---------------------------------------------------------------------------------
 
 
 @click.group(cls=_Commands, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -217,9 +251,9 @@ def cli() -> None:
 @tuning_options
 def load(source: Path, id_property: str, object_type: str, job_dir: Path | None, job_id: str | None,
          map_file: Path | None, columns: tuple[str, ...], source_format: str | None, batch_size: int,
-         dry_run: bool, concurrency: int, rate: str | None, daily_budget: int | None, timeout: float,
-         max_attempts: int, base_url: str | None, token_file: Path | None, as_json: bool,
-         no_progress: bool) -> None:
+         dry_run: bool, concurrency: int | None, rate: str | None, daily_budget: int | None,
+         timeout: float | None, max_attempts: int | None, base_url: str | None, token_file: Path | None,
+         as_json: bool, no_progress: bool) -> None:
     """Load SOURCE (CSV or Parquet) into HubSpot, upserting by --id-property.
 
     \b
@@ -227,61 +261,48 @@ def load(source: Path, id_property: str, object_type: str, job_dir: Path | None,
       export HUBSPOT_ACCESS_TOKEN=pat-...
       bulkload load calls.csv --id-property external_call_id --column "Call ID=external_call_id"
     """
-    try:
-        mapping = read_map_file(map_file) if map_file else {}
-        mapping.update(parse_column_overrides(columns))
-        config = JobConfig(source=source, id_property=id_property, object_type=object_type,
-                           source_format=source_format, columns=mapping, batch_size=batch_size)
-        tuning = _tuning(concurrency, rate, daily_budget, timeout, max_attempts)
-        if dry_run:
-            from bulkload.dryrun import dry_run as run_dry
+    _json_mode(as_json)
+    mapping = read_map_file(map_file) if map_file else {}
+    mapping.update(parse_column_overrides(columns))
+    config = JobConfig(source=source, id_property=id_property, object_type=object_type,
+                       source_format=source_format, columns=mapping, batch_size=batch_size)
+    choices = _choices(concurrency=concurrency, rate=rate, daily_budget=daily_budget, timeout=timeout,
+                       max_attempts=max_attempts)
+    from bulkload.config import Tuning
 
-            report = run_dry(config)
-            click.echo(json.dumps(report, indent=None if as_json else 2))
-            return
-        conn = resolve_connection(base_url, token_file)
-    except BulkloadError as e:
-        fail(e)
+    Tuning.from_choices(choices)  # bad values are refused before anything else
+    if dry_run:
+        from bulkload.dryrun import dry_run as run_dry
+
+        click.echo(json.dumps(run_dry(config), indent=None if as_json else 2))
+        return
+    conn = resolve_connection(base_url, token_file)
     job_id = job_id or api.new_job_id(source)
-    _run_job(lambda rt: api.load(config, conn, job_dir=_job_dir(job_dir), job_id=job_id, tuning=tuning,
-                                 runtime=rt), job_id, as_json, no_progress, "load", _job_dir(job_dir))
+    from bulkload.config import default_job_dir
 
-
-def _run_job(run: Callable[[Runtime], api.RunResult], job_id: str, as_json: bool, no_progress: bool,
-             desc: str, job_dir: Path) -> NoReturn:
-    rt = Runtime(progress=TqdmProgress(not no_progress and sys.stderr.isatty(), desc))
-    try:
-        with graceful_signals(rt.stop, job_id):
-            result = run(rt)
-    except BulkloadError as e:
-        if as_json and isinstance(e, StopResumable | AuthError):
-            # Scripts get the paused job's status on stdout too; the reason goes to stderr.
-            with suppress(BulkloadError):
-                click.echo(json.dumps(api.status(job_id, job_dir=job_dir) | {"exit_code": e.exit_code}))
-        fail(e, job_id)
-    print_result(result, as_json)
-    sys.exit(result.exit_code)
+    target = job_dir if job_dir is not None else default_job_dir()
+    _run_job(lambda rt: api.load(config, conn, job_dir=target, job_id=job_id, tuning=choices, runtime=rt),
+             _hint_for(job_id, target), as_json, no_progress, "load")
 
 
 @cli.command()
 @click.argument("job_id")
 @JOB_DIR
 @tuning_options
-def resume(job_id: str, job_dir: Path | None, concurrency: int, rate: str | None, daily_budget: int | None,
-           timeout: float, max_attempts: int, base_url: str | None, token_file: Path | None, as_json: bool,
-           no_progress: bool) -> None:
+def resume(job_id: str, job_dir: Path | None, concurrency: int | None, rate: str | None,
+           daily_budget: int | None, timeout: float | None, max_attempts: int | None, base_url: str | None,
+           token_file: Path | None, as_json: bool, no_progress: bool) -> None:
     """Continue JOB_ID where it stopped: finished batches are skipped, unrecorded ones re-sent.
 
     The source file must be the one the job started on (size and content hash are checked).
-    Tuning flags may differ from the first run.
+    The tuning the job was started with applies; a flag given here overrides it (and is kept).
     """
-    try:
-        tuning = _tuning(concurrency, rate, daily_budget, timeout, max_attempts)
-        conn: Connection = resolve_connection(base_url, token_file)
-    except BulkloadError as e:
-        fail(e)
-    _run_job(lambda rt: api.resume(job_id, conn, job_dir=_job_dir(job_dir), tuning=tuning, runtime=rt),
-             job_id, as_json, no_progress, "resume", _job_dir(job_dir))
+    _json_mode(as_json)
+    choices = _choices(concurrency=concurrency, rate=rate, daily_budget=daily_budget, timeout=timeout,
+                       max_attempts=max_attempts)
+    conn = resolve_connection(base_url, token_file)
+    _run_job(lambda rt: api.resume(job_id, conn, job_dir=job_dir, tuning=choices, runtime=rt),
+             _hint_for(job_id, job_dir), as_json, no_progress, "resume")
 
 
 @cli.command()
@@ -289,29 +310,36 @@ def resume(job_id: str, job_dir: Path | None, concurrency: int, rate: str | None
 @JOB_DIR
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object (a stable contract for scripts).")
 def status(job_id: str, job_dir: Path | None, as_json: bool) -> None:
-    """Show JOB_ID's state, row and batch counts, errors by category and API usage."""
-    try:
-        if as_json:
-            click.echo(json.dumps(api.status(job_id, job_dir=_job_dir(job_dir))))
-        else:
-            from bulkload.views import render_status
+    """Show JOB_ID's state, row and batch counts, errors by category, API usage and tuning."""
+    st = api.status(job_id, job_dir=job_dir)
+    if as_json:
+        click.echo(json.dumps(st))
+        return
+    from bulkload import report as reporting
+    from bulkload.views import render_status
 
-            click.echo(render_status(job_id, _job_dir(job_dir)))
-    except BulkloadError as e:
-        fail(e)
+    with api.open_journal(job_dir, job_id) as journal:
+        cards, superseded = reporting.summary(journal)
+    click.echo(render_status(st, cards, superseded))
 
 
 @cli.command()
 @JOB_DIR
+@click.option("--all", "all_dirs", is_flag=True, help="The jobs of every job dir this user has used.")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON array.")
-def jobs(job_dir: Path | None, as_json: bool) -> None:
+def jobs(job_dir: Path | None, all_dirs: bool, as_json: bool) -> None:
     """List the jobs in the job dir: state, progress, last activity, and how to resume."""
-    entries = api.list_jobs(job_dir=_job_dir(job_dir))
+    entries, problems = api.list_jobs(job_dir=job_dir, all_dirs=all_dirs)
+    for line in problems:
+        click.echo(f"warning: skipped {line}", err=True)
     if as_json:
         click.echo(json.dumps(entries))
         return
     if not entries:
-        click.echo(f"no jobs in {_job_dir(job_dir)}")
+        from bulkload.config import default_job_dir
+
+        click.echo(f"no jobs in {job_dir if job_dir is not None else default_job_dir()}"
+                   + ("" if all_dirs else " (bulkload jobs --all lists every job dir you have used)"))
         return
     from bulkload.views import render_jobs
 
@@ -325,12 +353,13 @@ def jobs(job_dir: Path | None, as_json: bool) -> None:
               help="Retry only rows with this errorType (repeatable; comma-separated lists work too).")
 @click.option("--from", "corrected", type=click.Path(dir_okay=False, path_type=Path), default=None,
               metavar="CORRECTED_FILE",
-              help="Take the rows from a corrected CSV/Parquet file (e.g. the report's CSV, edited), "
-                   "matched by id value, instead of the journal's copy.")
+              help="Take the rows from a corrected CSV/Parquet file (e.g. the report's CSV, edited), matched by "
+                   "id value, or by bulkload_rowNumber where the id was missing or wrong.")
 @tuning_options
 def retry(job_id: str, job_dir: Path | None, error_types: tuple[str, ...], corrected: Path | None,
-          concurrency: int, rate: str | None, daily_budget: int | None, timeout: float, max_attempts: int,
-          base_url: str | None, token_file: Path | None, as_json: bool, no_progress: bool) -> None:
+          concurrency: int | None, rate: str | None, daily_budget: int | None, timeout: float | None,
+          max_attempts: int | None, base_url: str | None, token_file: Path | None, as_json: bool,
+          no_progress: bool) -> None:
     """Re-send JOB_ID's failed rows in batches of up to 100.
 
     A success marks the row's error resolved; a new failure replaces it.
@@ -339,33 +368,28 @@ def retry(job_id: str, job_dir: Path | None, error_types: tuple[str, ...], corre
     Example: fix the report's CSV in a spreadsheet, then
       bulkload retry JOB_ID --from jobs/JOB_ID.failed-rows.csv
     """
-    types = [t for group in error_types for t in group.split(",") if t.strip()]
-    try:
-        tuning = _tuning(concurrency, rate, daily_budget, timeout, max_attempts)
-        conn = resolve_connection(base_url, token_file)
-    except BulkloadError as e:
-        fail(e)
+    _json_mode(as_json)
+    choices = _choices(concurrency=concurrency, rate=rate, daily_budget=daily_budget, timeout=timeout,
+                       max_attempts=max_attempts)
+    conn = resolve_connection(base_url, token_file)
     rt = Runtime(progress=TqdmProgress(not no_progress and sys.stderr.isatty(), "retry"))
-    try:
-        with graceful_signals(rt.stop, job_id):
-            stats, st = api.retry(job_id, conn, job_dir=_job_dir(job_dir), error_types=types,
-                                  corrected=corrected, tuning=tuning, runtime=rt)
-    except BulkloadError as e:
-        fail(e, job_id)
+    with graceful_signals(rt.stop, _hint_for(job_id, job_dir)):
+        stats, st = api.retry(job_id, conn, job_dir=job_dir, error_types=error_types, corrected=corrected,
+                              tuning=choices, runtime=rt)
     code = 0 if st["rows"]["failed"] == 0 and st["rows"]["pending"] == 0 else 1
     if as_json:
-        click.echo(json.dumps({"job_id": job_id, "retry": stats.__dict__, "rows": st["rows"], "exit_code": code}))
-    else:
-        click.echo(
-            f"Retried {stats.matched:,} of {stats.selected:,} failed rows"
-            + (f" ({stats.skipped:,} skipped: no id, or not in {corrected.name})" if corrected and stats.skipped
-               else f" ({stats.skipped:,} skipped: no id or no data)" if stats.skipped else "")
-            + f": {stats.resolved:,} resolved ({stats.created:,} created, {stats.updated:,} updated), "
-            f"{stats.failed:,} still failing."
-        )
-        if stats.by_error:
-            click.echo("  still failing: " + ", ".join(f"{t} {n:,}" for t, n in sorted(stats.by_error.items())))
-        click.echo(f"  job: {st['rows']['failed']:,} failed rows remain · bulkload report {job_id}")
+        click.echo(json.dumps({"job_id": job_id, "retry": stats.to_dict(), "rows": st["rows"], "exit_code": code}))
+        sys.exit(code)
+    skipped = ""
+    if stats.skipped:
+        why = f"no id, or not in {corrected.name}" if corrected else "no id or no data"
+        skipped = f" ({stats.skipped:,} skipped: {why})"
+    click.echo(f"Retried {stats.matched:,} of {stats.selected:,} failed rows{skipped}: {stats.resolved:,} resolved "
+               f"({stats.created:,} created, {stats.updated:,} updated), {stats.failed:,} still failing.")
+    if stats.by_error:
+        click.echo("  still failing: " + ", ".join(f"{t} {n:,}" for t, n in sorted(stats.by_error.items())))
+    if st["rows"]["failed"]:
+        click.echo(f"  job: {st['rows']['failed']:,} failed rows remain · {st['report_command']}")
     sys.exit(code)
 
 
@@ -374,8 +398,9 @@ def retry(job_id: str, job_dir: Path | None, error_types: tuple[str, ...], corre
 @JOB_DIR
 @click.option("--format", "fmt", type=click.Choice(["csv", "jsonl", "parquet"]), default="csv", show_default=True,
               help="csv is a corrected-file template: source columns first, then bulkload_ error columns.")
-@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Where to write (default: beside the journal, JOB_ID.failed-rows.EXT).")
+@click.option("-o", "--output", type=click.Path(path_type=Path), default=None,
+              help="Where to write: a file, a directory, or - for standard output "
+                   "(default: beside the journal, JOB_ID.failed-rows.EXT).")
 @click.option("--error-type", "error_types", multiple=True, metavar="TYPE", help="Only these errorTypes (repeatable).")
 @click.option("--include-resolved", is_flag=True, help="Also rows a later retry resolved.")
 @click.option("--limit", type=click.IntRange(min=1), default=None, help="At most N rows (a page).")
@@ -390,38 +415,31 @@ def report(job_id: str, job_dir: Path | None, fmt: str, output: Path | None, err
 
     \b
     Fields: errorType, category, errorMessage, propertyName, invalidValue, idPropertyValue,
-    resolved, attempts, sourceData.rowNumber / lineNumber / rowData. Files are mode 0600.
+    resolved, attempts, errors (every problem of the row), sourceData.rowNumber / lineNumber /
+    rowData. Files are mode 0600.
     """
     from bulkload import report as reporting
+    from bulkload.status import job_dir_flag
 
     types = [t for group in error_types for t in group.split(",") if t.strip()]
-    try:
-        journal = api.open_journal(_job_dir(job_dir), job_id)
-    except BulkloadError as e:
-        fail(e)
-    try:
+    with api.open_journal(job_dir, job_id) as journal:
         if show_summary:
             cards, superseded = reporting.summary(journal)
-            if as_json:
-                click.echo(json.dumps(reporting.summary_dict(cards, superseded)))
-            else:
-                click.echo(reporting.render_summary(cards, superseded))
+            click.echo(json.dumps(reporting.summary_dict(cards, superseded)) if as_json
+                       else reporting.render_summary(cards, superseded))
             return
         written = reporting.write_report(journal, fmt, output, error_types=types,  # type: ignore[arg-type]
                                          include_resolved=include_resolved, limit=limit, after=after)
-    except BulkloadError as e:
-        fail(e)
-    finally:
-        journal.close()
+        flag = job_dir_flag(journal.path.parent)
+    if output == reporting.STDOUT:
+        return
     if as_json:
         click.echo(json.dumps({"path": str(written.path), "format": written.format, "rows": written.rows,
                                "errors": written.errors, "warnings": written.warnings,
                                "next_cursor": written.next_cursor}))
         return
-    line = reporting.describe_written(written, filtered=bool(types) or include_resolved)
-    if written.next_cursor and limit:
-        line = line.replace(f"--after {written.next_cursor}", f"--after {written.next_cursor} --limit {limit}")
-    click.echo(line)
+    click.echo(reporting.describe_written(written, filtered=bool(types) or include_resolved, job_dir_flag=flag,
+                                          limit=limit))
 
 
 @cli.command()
@@ -429,13 +447,11 @@ def report(job_id: str, job_dir: Path | None, fmt: str, output: Path | None, err
 @JOB_DIR
 def demo(keep_running: bool, job_dir: Path | None) -> None:
     """The whole flow offline: a local sandbox, a load of sample_data/calls.csv, the summary and report."""
+    from bulkload.config import default_job_dir
     from bulkload.demo import run_demo
 
-    try:
-        code = run_demo(_job_dir(job_dir), keep_running=keep_running, echo=click.echo)
-    except BulkloadError as e:
-        fail(e)
-    sys.exit(code)
+    sys.exit(run_demo(job_dir if job_dir is not None else default_job_dir(), keep_running=keep_running,
+                      echo=click.echo))
 
 
 def main() -> None:

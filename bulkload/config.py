@@ -1,18 +1,21 @@
-"""JobConfig: everything that defines a job (what to load, where, how) and its tuning.
+"""What a job is (JobConfig), how fast it may go (Tuning), and where HubSpot is (Connection).
 
-The definition (source, object type, idProperty, mapping, batch size) is fixed
-when the job is created and journaled with it, because chunking must be the
-same on every resume. Tuning (concurrency, rate, daily budget) may differ per
-run and is passed to each run separately.
+The definition (source, object type, idProperty, mapping, batch size) is fixed when the
+job is created and journaled with it, because chunking must be the same on every resume.
+Tuning is the user's choice of pace and patience; every choice made at `load` is kept in
+the journal too, and a later `resume` or `retry` uses it unless a flag says otherwise.
+Every default lives here, once.
 """
 
 from __future__ import annotations
 
 import ipaddress
+import math
 import os
 import re
 import tomllib
-from dataclasses import asdict, dataclass, field
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -23,6 +26,11 @@ DEFAULT_BASE_URL = "https://api.hubapi.com"
 DEFAULT_OBJECT_TYPE = "calls"
 MAX_BATCH_SIZE = 100  # "Object API batch endpoints are limited to 100 inputs per request."
 DEFAULT_CONCURRENCY = 4
+DEFAULT_TIMEOUT = 30.0
+MAX_TIMEOUT = 3600.0
+DEFAULT_MAX_ATTEMPTS = 8  # tries of one request through transient failures, the first included
+DEFAULT_MAX_OUTAGE = 300.0  # seconds of failing before the job pauses (exit 75)
+MAX_CONCURRENCY = 64
 
 
 def default_job_dir() -> Path:
@@ -49,20 +57,65 @@ class Rate:
 
 @dataclass(frozen=True)
 class Tuning:
-    """How fast a run may go. May change between `load` and each `resume`."""
+    """How fast and how patiently a run goes. Kept in the journal; flags override it."""
 
     concurrency: int = DEFAULT_CONCURRENCY
     rate: Rate | None = None  # None: learn from X-HubSpot-RateLimit-* headers
     daily_budget: int | None = None
-    timeout: float = 30.0
-    max_attempts: int = 8  # per request, for transient failures
-    max_outage_seconds: float = 300.0  # then the job pauses (exit 75)
+    timeout: float = DEFAULT_TIMEOUT
+    max_attempts: int = DEFAULT_MAX_ATTEMPTS
+    max_outage_seconds: float = DEFAULT_MAX_OUTAGE
 
     def __post_init__(self) -> None:
-        if self.concurrency < 1:
-            raise InputError("--concurrency must be at least 1")
+        if not 1 <= self.concurrency <= MAX_CONCURRENCY:
+            raise InputError(f"--concurrency must be between 1 and {MAX_CONCURRENCY}")
         if self.daily_budget is not None and self.daily_budget < 1:
             raise InputError("--daily-budget must be at least 1")
+        if not (math.isfinite(self.timeout) and 0.1 <= self.timeout <= MAX_TIMEOUT):
+            raise InputError(f"--timeout must be between 0.1 and {MAX_TIMEOUT:g} seconds (got {self.timeout:g})")
+        if self.max_attempts < 1:
+            raise InputError("--max-attempts must be at least 1")
+        if not (math.isfinite(self.max_outage_seconds) and self.max_outage_seconds > 0):
+            raise InputError("the outage time must be a positive number of seconds")
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["rate"] = str(self.rate) if self.rate is not None else None
+        return d
+
+    @classmethod
+    def from_choices(cls, choices: Mapping[str, Any]) -> Tuning:
+        """A Tuning from the user's choices (journaled or given as flags); the rest defaults."""
+        known = {f.name for f in fields(cls)}
+        unknown = set(choices) - known
+        if unknown:
+            raise InputError(f"unknown tuning option(s): {', '.join(sorted(unknown))}")
+        values = {k: v for k, v in choices.items() if v is not None}
+        if isinstance(values.get("rate"), str):
+            values["rate"] = Rate.parse(values["rate"])
+        try:
+            return cls(**values)
+        except TypeError as e:  # a wrong type from a library caller
+            raise InputError(f"invalid tuning: {e}") from None
+
+
+def tuning_choices(tuning: Tuning | Mapping[str, Any] | None) -> dict[str, Any]:
+    """The choices a caller made, as JSON-ready values (None and defaults left out of a Tuning)."""
+    if tuning is None:
+        return {}
+    if isinstance(tuning, Tuning):
+        default = Tuning().to_dict()
+        return {k: v for k, v in tuning.to_dict().items() if v != default[k]}
+    out = {k: v for k, v in tuning.items() if v is not None}
+    if isinstance(out.get("rate"), Rate):
+        out["rate"] = str(out["rate"])
+    return out
+
+
+def merge_tuning(stored: Mapping[str, Any], given: Mapping[str, Any]) -> tuple[Tuning, dict[str, Any]]:
+    """The tuning in force (stored choices, then the flags given now) and the choices to keep."""
+    choices = {**{k: v for k, v in stored.items() if v is not None}, **given}
+    return Tuning.from_choices(choices), choices
 
 
 @dataclass(frozen=True)
@@ -75,12 +128,16 @@ class JobConfig:
     source_format: str | None = None  # None: detect from the file
     columns: dict[str, str] = field(default_factory=dict)  # source column -> property ("" drops it)
     batch_size: int = MAX_BATCH_SIZE
+    delimiter: str | None = None  # None: detect (CSV)
+    api_version: str = "v3"  # HubSpot's path family: "2026-03" or "v3"
 
     def __post_init__(self) -> None:
         if not 1 <= self.batch_size <= MAX_BATCH_SIZE:
             raise InputError(f"--batch-size must be between 1 and {MAX_BATCH_SIZE}")
         if not self.id_property:
             raise InputError("--id-property is required")
+        if self.api_version not in ("2026-03", "v3"):
+            raise InputError(f"--api-version must be 2026-03 or v3, not {self.api_version!r}")
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -88,7 +145,7 @@ class JobConfig:
         return d
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> JobConfig:
+    def from_dict(cls, d: Mapping[str, Any]) -> JobConfig:
         return cls(
             source=Path(d["source"]),
             id_property=d["id_property"],
@@ -96,7 +153,12 @@ class JobConfig:
             source_format=d.get("source_format"),
             columns=dict(d.get("columns") or {}),
             batch_size=int(d.get("batch_size", MAX_BATCH_SIZE)),
+            delimiter=d.get("delimiter"),
+            api_version=d.get("api_version", "v3"),
         )
+
+    def with_source(self, path: Path) -> JobConfig:
+        return replace(self, source=path)
 
 
 def parse_column_overrides(pairs: tuple[str, ...] | list[str]) -> dict[str, str]:
@@ -122,6 +184,8 @@ def read_map_file(path: Path) -> dict[str, str]:
         raise InputError(f"mapping file not found: {path}") from None
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
         raise InputError(f"mapping file {path} is not valid TOML: {e}") from None
+    except OSError as e:
+        raise InputError(f"cannot read mapping file {path}: {e.strerror or e}") from None
     table = data.get("columns", {k: v for k, v in data.items() if isinstance(v, str)})
     if not isinstance(table, dict) or not all(isinstance(v, str) for v in table.values()):
         raise InputError(f"mapping file {path}: [columns] must map column names to property names")
@@ -142,8 +206,9 @@ class Connection:
 
 
 def is_loopback(host: str) -> bool:
-    """localhost, 127.0.0.0/8 or ::1: the only hosts plain http:// may go to."""
-    if host == "localhost" or host.endswith(".localhost"):
+    """`localhost` or a literal loopback address (127.0.0.0/8, ::1): the only hosts plain
+    http:// may go to. A name that merely ends in .localhost may resolve anywhere."""
+    if host.lower() == "localhost":
         return True
     try:
         return ipaddress.ip_address(host.strip("[]")).is_loopback
@@ -153,25 +218,35 @@ def is_loopback(host: str) -> bool:
 
 def check_base_url(url: str) -> None:
     """Plain http:// is refused except for loopback hosts: the token would travel in clear."""
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise InputError(f"invalid base URL {url!r}")
-    if parts.scheme == "http" and not is_loopback(parts.hostname):
-        raise InputError(f"refusing plain http:// for non-loopback host {parts.hostname}; use https://")
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname
+        parts.port  # noqa: B018 - raises ValueError for a port that is not a number
+    except ValueError as e:
+        raise InputError(f"invalid base URL {url!r}: {e}") from None
+    if parts.scheme not in ("http", "https") or not host:
+        raise InputError(f"invalid base URL {url!r}: expected https://HOST")
+    if parts.scheme == "http" and not is_loopback(host):
+        raise InputError(f"refusing plain http:// for non-loopback host {host}; use https://")
+
+
+def read_token_file(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8").strip()
+    except UnicodeDecodeError:
+        raise InputError(f"token file {path} is not UTF-8 text") from None
+    except OSError as e:
+        raise InputError(f"cannot read token file {path}: {e.strerror or e}") from None
 
 
 def resolve_connection(
-    base_url: str | None, token_file: Path | None, *, env: dict[str, str] | None = None
+    base_url: str | None, token_file: Path | None, *, env: Mapping[str, str] | None = None, token: str | None = None
 ) -> Connection:
     environ = os.environ if env is None else env
     url = base_url or environ.get("HUBSPOT_BASE_URL") or DEFAULT_BASE_URL
-    if token_file is not None:
-        try:
-            token = token_file.read_text(encoding="utf-8").strip()
-        except OSError as e:
-            raise InputError(f"cannot read token file {token_file}: {e.strerror}") from None
-    else:
-        token = environ.get("HUBSPOT_ACCESS_TOKEN", "").strip()
+    if token is None:
+        token = read_token_file(token_file) if token_file is not None else environ.get("HUBSPOT_ACCESS_TOKEN", "")
+    token = token.strip()
     if not token:
         raise InputError("no access token: set HUBSPOT_ACCESS_TOKEN or pass --token-file PATH")
     return Connection(base_url=url.rstrip("/"), token=token)

@@ -1,21 +1,32 @@
-"""The exception tree of bulkload, and the exit code each branch maps to.
+"""The exception tree of bulkload; each class carries the exit code it maps to.
 
-Failed rows are data (rows in the journal), never exceptions. Exceptions are
-control flow: they stop a job, and the CLI turns them into an exit code in one
-place.
+Failed rows are data (rows in the journal), never exceptions. Exceptions are control
+flow: they stop a job, and the CLI turns them into an exit code in one place (its group
+catches `BulkloadError` once and exits with `exit_code`, as click's own exceptions do).
 
-    BulkloadError
-    ├── InputError            exit 2: unusable file, flags or job; nothing was sent
-    │   ├── SourceError       the source file cannot be used (empty, not UTF-8, ...)
-    │   ├── MappingError      a column or mapping that cannot work
-    │   ├── SourceChanged     resume found a different file than the job's
-    │   └── JobNotFound       no journal for that job id
-    ├── StopResumable         exit 75: the job is paused and `resume` continues it
-    │   ├── Interrupted       Ctrl-C / SIGTERM
-    │   ├── QuotaExhausted    HubSpot's daily limit or --daily-budget spent
-    │   └── ApiUnavailable    transient failures outlasted the retry budget
-    ├── AuthError             exit 77: 401 / 403; the job is paused, not failed
-    └── HubSpotError          protocol-level problems (see bulkload.hubspot.errors)
+    BulkloadError                 exit 2 unless a branch says otherwise
+    ├── InputError                exit 2: unusable file, flags or job; nothing was sent
+    │   ├── SourceError           the source file cannot be used (empty, not UTF-8, ...)
+    │   ├── MappingError          a column or mapping that cannot work
+    │   ├── SourceChanged         resume found a different file than the job's
+    │   ├── JobNotFound           no journal for that job id (says every place looked)
+    │   ├── JobBusy               another live process holds the job (names it)
+    │   ├── JournalUnusable       not a journal, truncated, or from a newer bulkload
+    │   └── RequestRefused        HubSpot refused the request itself, before any row landed
+    ├── StopResumable             exit 75: the job is paused and `resume` continues it
+    │   ├── Interrupted           Ctrl-C / SIGTERM
+    │   ├── QuotaExhausted        HubSpot's daily limit or --daily-budget spent
+    │   ├── ApiUnavailable        transient failures outlasted the retry budget
+    │   ├── SourceModified        the file changed between the scan and the send pass
+    │   ├── JournalWriteFailed    the journal cannot be written (disk full, I/O error)
+    │   └── SystematicRejection   every row fails the same way: a cause to fix in the portal
+    ├── AuthError                 exit 77: 401 / 403; the job is paused, not failed
+    └── HubSpotError              a protocol-level answer (see bulkload.hubspot.exceptions)
+        └── ...                   RequestRejected: about the request, not an input
+
+A `RequestRejected` (non-unique idProperty, unknown object, 404 on the endpoint) stops
+the run at the first answer: the pipeline turns it into `RequestRefused` (exit 2) when
+nothing has landed yet, or pauses the job (75) with the reason when rows already have.
 """
 
 from __future__ import annotations
@@ -30,9 +41,15 @@ EXIT_AUTH = 77
 
 
 class BulkloadError(Exception):
-    """Root of every error bulkload raises on purpose."""
+    """Root of every error bulkload raises on purpose.
+
+    `hint` is the command that helps next (e.g. the resume command of a paused job) and
+    `journal` the job it concerns, when the error stopped a job.
+    """
 
     exit_code = EXIT_INPUT
+    hint: str | None = None
+    journal: object | None = None
 
 
 class InputError(BulkloadError):
@@ -57,6 +74,18 @@ class JobNotFound(InputError):
     """No journal exists for the requested job id."""
 
 
+class JobBusy(InputError):
+    """Another live process is running this job."""
+
+
+class JournalUnusable(InputError):
+    """The journal file is not a bulkload journal, is damaged, or is newer than this bulkload."""
+
+
+class RequestRefused(InputError):
+    """HubSpot refused the request itself (not any row) before anything landed."""
+
+
 class StopResumable(BulkloadError):
     """The job stopped early and is resumable."""
 
@@ -77,6 +106,18 @@ class QuotaExhausted(StopResumable):
 
 class ApiUnavailable(StopResumable):
     """HubSpot kept failing transiently for longer than the retry budget allows."""
+
+
+class SourceModified(StopResumable):
+    """The source file changed after the scan: no row read after the change is sent."""
+
+
+class JournalWriteFailed(StopResumable):
+    """The journal could not be written (disk full, I/O error); what it holds is consistent."""
+
+
+class SystematicRejection(StopResumable):
+    """Every input isolated so far fails the same way: a portal rule, not the rows."""
 
 
 class AuthError(BulkloadError):

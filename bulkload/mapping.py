@@ -21,6 +21,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from bulkload.errors import MappingError, SourceError
+from bulkload.models import FailedRow, Problem
 from bulkload.source import SourceChunk
 from bulkload.taxonomy import ErrorType
 
@@ -103,10 +104,19 @@ class ColumnMap:
         """The pairs sent in `properties` (the id travels in `id`, not twice)."""
         return tuple((c, p) for c, p in self.pairs if c != self.id_column)
 
-    def check_against(self, schema: Schema) -> None:
-        """Refuse mapped properties HubSpot does not have: a typo would fail every row."""
+    def check_against(self, schema: Schema, object_type: str = "the object") -> None:
+        """Refuse (exit 2, nothing sent) an id property HubSpot cannot upsert by, or a
+        mapped property that does not exist: either would fail every row."""
         if not schema.from_api:
             return
+        info = schema.properties.get(self.id_property)
+        if info is None:
+            raise MappingError(f"the id property {self.id_property!r} does not exist on {object_type}")
+        if not info.has_unique_value:
+            raise MappingError(
+                f"the id property {self.id_property!r} is not a unique-value property (hasUniqueValue=false); "
+                "HubSpot upserts only by unique properties"
+            )
         unknown = [f"{c} -> {p}" if c != p else c for c, p in self.pairs if p not in schema.properties]
         if unknown:
             raise MappingError(
@@ -137,30 +147,32 @@ def resolve_columns(
     id_cols = [c for c, p in pairs if p == id_property]
     if not id_cols:
         hint = f"use --column SRC={id_property}"
-        if len(source_columns) == 1 and any(d in source_columns[0] for d in ";|"):
-            hint = "the file looks separated by something other than commas; save it as comma-separated CSV"
+        if len(source_columns) == 1 and any(d in source_columns[0] for d in ";|\t"):
+            hint = "the file looks separated by something else than the delimiter used; pass --delimiter"
         raise SourceError(f"no id column: no column maps to the id property {id_property!r} ({hint})")
     return ColumnMap(tuple(pairs), id_cols[0], id_property)
 
 
 @dataclass
-class LocalFailure:
-    error_type: ErrorType
-    message: str
-    property_name: str | None = None
-    invalid_value: str | None = None
-
-
-@dataclass
 class MappedChunk:
-    """One source chunk, mapped: for each table row its id, properties or local failure."""
+    """One source chunk, mapped: for each table row its id, properties or local failure.
+
+    A failure lists every problem the checks found in its row, not only the first.
+    """
 
     chunk: SourceChunk
     row_numbers: list[int]
     line_numbers: list[int | None]
     ids: list[str | None]
     properties: list[dict[str, str] | None]  # None where the row failed locally
-    failures: dict[int, LocalFailure] = field(default_factory=dict)  # table index -> failure
+    failures: dict[int, FailedRow] = field(default_factory=dict)  # table index -> failure
+
+
+def local_failure(problems: list[Problem]) -> FailedRow:
+    """A row refused before sending, with every problem found (the first one leads)."""
+    first = problems[0]
+    return FailedRow(first.error_type, first.message, first.property_name, first.invalid_value, origin="local",
+                     problems=tuple(problems) if len(problems) > 1 else ())
 
 
 def format_utc(dt: datetime) -> str:
@@ -317,13 +329,22 @@ def id_strings(arr: pa.Array) -> pa.Array:
     return typed_to_strings(arr, "string")
 
 
+def has_id(ids: pa.Array) -> pa.Array:
+    """True where a row has a usable id: not null and not blank (whitespace is no id).
+
+    The one test of "this row has an id": the scan and the mapping both use it.
+    """
+    present = pc.and_kleene(pc.is_valid(ids), pc.greater(pc.utf8_length(pc.utf8_trim_whitespace(ids)), 0))
+    return pc.fill_null(present, False)
+
+
 def map_chunk(chunk: SourceChunk, column_map: ColumnMap, schema: Schema) -> MappedChunk:
-    """Map every row of a chunk; rows that cannot be sent get a LocalFailure."""
+    """Map every row of a chunk; rows that cannot be sent get a FailedRow with every problem found."""
     table = chunk.table
     n = table.num_rows
     ids_arr = id_strings(table.column(column_map.id_column))
     ids: list[str | None] = ids_arr.to_pylist()
-    failures: dict[int, LocalFailure] = {}
+    problems: dict[int, list[Problem]] = {}
 
     names: list[str] = []
     columns: list[list[str | None]] = []
@@ -331,38 +352,27 @@ def map_chunk(chunk: SourceChunk, column_map: ColumnMap, schema: Schema) -> Mapp
         prop_type = schema.type_of(prop)
         values, bad, long_rows = _column_values(table.column(col), prop, prop_type)
         for i, original in bad.items():
-            failures.setdefault(
-                i,
-                LocalFailure(
-                    ErrorType.INVALID_TIMESTAMP,
-                    f"{original} was not a valid datetime for {prop}: use epoch milliseconds or ISO-8601",
-                    prop,
-                    original,
-                ),
-            )
+            problems.setdefault(i, []).append(Problem(
+                ErrorType.INVALID_TIMESTAMP,
+                f"{original} was not a valid datetime for {prop}: use epoch milliseconds or ISO-8601",
+                prop, original))
         for i in long_rows:
             v = values[i] or ""
-            failures.setdefault(
-                i,
-                LocalFailure(
-                    ErrorType.VALUE_TOO_LONG,
-                    f"{prop} is {len(v):,} characters long; HubSpot's limit is {MAX_VALUE_LENGTH:,}",
-                    prop,
-                    v[:200],
-                ),
-            )
+            problems.setdefault(i, []).append(Problem(
+                ErrorType.VALUE_TOO_LONG,
+                f"{prop} is {len(v):,} characters long; HubSpot's limit is {MAX_VALUE_LENGTH:,}",
+                prop, v[:200]))
         names.append(prop)
         columns.append(values)
 
-    blank = pc.fill_null(pc.equal(pc.utf8_length(pc.utf8_trim_whitespace(ids_arr)), 0), True)
-    no_id = pc.indices_nonzero(blank).to_pylist() if pc.any(blank).as_py() else []
+    present = has_id(ids_arr)
+    no_id = pc.indices_nonzero(pc.invert(present)).to_pylist() if not pc.all(present).as_py() else []
     for i in no_id:
-        failures[i] = LocalFailure(
-            ErrorType.MISSING_ID_VALUE,
-            f"the id column {column_map.id_column!r} is empty",
-            column_map.id_property,
-            ids[i] or "",
-        )
+        problems.setdefault(i, []).insert(0, Problem(
+            ErrorType.MISSING_ID_VALUE, f"the id column {column_map.id_column!r} is empty",
+            column_map.id_property, ids[i] or ""))
+        ids[i] = None  # a blank id is no id: such rows are each their own record
+    failures = {i: local_failure(found) for i, found in problems.items()}
 
     # Empty or null: the property is left out of that input.
     properties: list[dict[str, str] | None] = (

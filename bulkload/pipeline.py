@@ -1,54 +1,63 @@
 """The run loop, the only module that composes the stages:
 source -> mapping -> chunker -> sender -> journal.
 
-One thread (the caller's) reads, maps, chunks and writes the journal; N sender
-threads only talk HTTP. So the journal has a single writer and every transition
-is one transaction on it.
+`run()` serves `load`, `resume` and `retry` alike; what differs is passed in as a Stage:
+the batches to send (read from the source, or from the journal's failed rows, or from a
+corrected file) and how an outcome is journaled (a batch of the source, or a replay).
+Around it, once: the daily budget, the pre-flight read of the object's properties
+through the sender's request loop, the claim-send-record turns under a fixed number of
+sender threads, the stop and its grace period, and the job's state at the end.
+
+One thread (the caller's) reads, maps, chunks and writes the journal; the sender threads
+only talk HTTP. They are daemon threads: a request stalled past the grace period is
+abandoned (its batch stays claimed and is sent again on resume), and the process can
+always exit.
 """
 
 from __future__ import annotations
 
+import contextlib
+import queue
 import random
+import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
-from typing import Any, Protocol
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from typing import Any, Protocol, cast
 
 import httpx
-import pyarrow.compute as pc
 
-from bulkload.chunker import Chunker, PlannedBatch
+from bulkload.budget import UsageMeter
 from bulkload.config import Connection, JobConfig, Tuning
 from bulkload.errors import (
-    ApiUnavailable,
     AuthError,
     BulkloadError,
+    InputError,
     Interrupted,
-    MappingError,
+    JournalWriteFailed,
     QuotaExhausted,
-    SourceError,
+    RequestRefused,
     StopResumable,
 )
 from bulkload.hubspot.client import HubSpotClient
-from bulkload.hubspot.errors import InputFailure
-from bulkload.hubspot.exceptions import RateLimited, TransientError
+from bulkload.hubspot.exceptions import RequestRejected
+from bulkload.hubspot.paths import ApiPaths, ApiVersion
 from bulkload.hubspot.ratelimit import RateLimiter
-from bulkload.journal import BatchResult, ErrorRecord, JobState, Journal
-from bulkload.mapping import ColumnMap, Schema, id_strings, map_chunk
-from bulkload.sender import BatchOutcome, RetryPolicy, Sender, next_midnight_utc
-from bulkload.source import Source, SourceChunk, StartAt
+from bulkload.journal import BatchResult, Journal, Usage
+from bulkload.mapping import Schema, row_data
+from bulkload.models import FINISHED_STATES, BatchOutcome, BatchPlan, FailedRow, JobState
+from bulkload.sender import RetryPolicy, Sender
+from bulkload.status import resume_command
 
-SEND_CHUNK_ROWS = 16_384  # small chunks keep the journal thread responsive between mappings
 GRACE_SECONDS = 10.0  # how long a graceful stop waits for in-flight requests
-USAGE_REFRESH_SECONDS = 30.0
+_POLL = 0.25
 
 
 class Progress(Protocol):
     def start(self, total: int, done: int) -> None: ...
-    def advance(self, rows: int) -> None: ...
+    def advance(self, rows: int, failed: int = 0) -> None: ...
     def close(self) -> None: ...
 
 
@@ -56,7 +65,7 @@ class NoProgress:
     def start(self, total: int, done: int) -> None:
         pass
 
-    def advance(self, rows: int) -> None:
+    def advance(self, rows: int, failed: int = 0) -> None:
         pass
 
     def close(self) -> None:
@@ -75,408 +84,205 @@ class Runtime:
     stop: threading.Event = field(default_factory=threading.Event)
     progress: Progress = field(default_factory=NoProgress)
     checkpoint: Callable[[str], None] | None = None
+    grace_seconds: float = GRACE_SECONDS
 
 
-# ---- pass 1: the scan --------------------------------------------------------------------
+class Stage(Protocol):
+    """What differs between load/resume (the source) and retry (failed rows)."""
+
+    command: str
+
+    def batches(self, schema: Schema) -> Iterator[BatchPlan]:
+        """The batches to send, in order, planned once the schema is known. It checks the
+        schema first and raises (MappingError: exit 2) before returning the iterator."""
+
+    def record(self, journal: Journal, run_no: int, outcomes: list[BatchResult], claims: list[BatchPlan],
+               closed: list[BatchPlan], usage: Usage) -> None:
+        """Write one turn to the journal, in one transaction."""
+
+    def progress_total(self, journal: Journal) -> tuple[int, int]:
+        """(rows in all, rows already done) for the progress bar."""
 
 
-# A fixed-size bit set over the ids' hashes: its size, not the file's, bounds the
-# scan's memory. A set bit seen again means "maybe repeated": the id goes to the
-# journal with its row. A false alarm (two ids sharing a bit) is harmless: an id
-# seen once has that one row as its "last" row, so it is sent as usual.
-DUP_BITS = 1 << 27  # 16 MiB; ~0.75 % false alarms at 1M ids
-DUP_FLUSH = 50_000
+@dataclass(frozen=True)
+class RunResult:
+    job_id: str
+    state: str
+    exit_code: int
+    counts: dict[str, Any]
+    journal: Any  # Path
+    rows_sent_this_run: int = 0
 
 
-def scan_source(journal: Journal, source: Source, column_map: ColumnMap) -> int:
-    """Count the rows and find repeated ids, with memory that does not grow with the file.
+# ---- the pre-flight ----------------------------------------------------------------------------
 
-    Returns the number of rows. Every problem that makes the file unusable
-    surfaces here, before any request is sent.
+
+def read_schema(sender: Sender, client: HubSpotClient, object_type: str) -> Schema:
+    """The object's properties, through the sender's request loop (limiter, backoff, budget).
+
+    A token without the schema scope (403) falls back to known property types: the
+    upserts then say what is wrong.
     """
-    journal.reset_scan()
-    bits = bytearray(DUP_BITS // 8)
-    mask = DUP_BITS - 1
-    maybe_repeated: dict[str, int] = {}
-    total = 0
-    with_id = 0
-    malformed = 0
-    first_malformed = ""
-    for chunk in source.chunks([column_map.id_column], rows_per_chunk=SEND_CHUNK_ROWS):
-        ids = id_strings(chunk.table.column(column_map.id_column))
-        rows = chunk.row_numbers
-        if len(rows):
-            total = max(total, int(rows[-1].as_py()))
-        if chunk.malformed:
-            total = max(total, max(m.row_number for m in chunk.malformed))
-            if not malformed:
-                m = chunk.malformed[0]
-                first_malformed = f"line {m.line_number}: {m.message}"
-            malformed += len(chunk.malformed)
-        present = pc.and_kleene(pc.is_valid(ids), pc.greater(pc.utf8_length(pc.utf8_trim_whitespace(ids)), 0))
-        present = pc.fill_null(present, False)
-        keep_rows = pc.filter(rows, present).to_pylist()
-        keep_ids = pc.filter(ids, present).to_pylist()
-        with_id += len(keep_rows)
-        for row, id_value in zip(keep_rows, keep_ids, strict=True):
-            h = hash(id_value) & mask
-            bit = 1 << (h & 7)
-            if bits[h >> 3] & bit:
-                maybe_repeated[id_value] = row
-            else:
-                bits[h >> 3] |= bit
-        if len(maybe_repeated) >= DUP_FLUSH:
-            journal.add_dup_ids(maybe_repeated)
-            maybe_repeated = {}
-    if total == 0:
-        raise SourceError(f"{source.path.name}: no data rows (the file has a header only)")
-    if malformed == total:
-        raise SourceError(f"{source.path.name}: every row is malformed (first, {first_malformed})")
-    if with_id == 0:
-        raise SourceError(f"{source.path.name}: every value of the id column {column_map.id_column!r} is empty")
-    journal.add_dup_ids(maybe_repeated)
-    journal.complete_scan(total)
-    return total
-
-
-# ---- pre-flight: the object's properties -------------------------------------------------
-
-
-def fetch_schema(
-    client: HubSpotClient, limiter: RateLimiter, config: JobConfig, rt: Runtime, meter: UsageMeter | None = None
-) -> Schema:
-    """Read the object's properties: types for conversion, and a check of idProperty and mapping.
-
-    A token without the schema-read scope (403) falls back to known types; the
-    upsert itself then says what is wrong. Each read is an API call like any
-    other: it goes through the limiter and counts against the daily budget.
-    """
-    last: Exception | None = None
-    for attempt in range(5):
-        limiter.acquire()
-        status: int | None = None
-        if meter is not None:
-            meter.before_request()
-        try:
-            items = client.list_properties(config.object_type)
-            status = 200
-            return Schema.from_api_properties(items)
-        except AuthError as e:
-            status = e.status
-            if e.status == 403:
-                return Schema.fallback()
-            raise
-        except RateLimited as e:
-            status = 429
-            if e.daily:
-                # Waiting out the ten-second window cannot help: pause until the quota resets.
-                raise QuotaExhausted(
-                    f"HubSpot's daily API limit is spent: {e.message}",
-                    resume_after=(
-                        utc_in(e.retry_after) if e.retry_after is not None else next_midnight_utc(datetime.now(UTC))
-                    ),
-                ) from None
-            last = e
-            limiter.on_rate_limited(e.retry_after)
-        except TransientError as e:
-            last = e
-            rt.sleep(min(30.0, 0.5 * 2**attempt) * rt.rng.random())
-        except BulkloadError:
+    try:
+        items = sender.call("schema", lambda: client.list_properties(object_type))
+    except AuthError as e:
+        if e.status == 403:
             return Schema.fallback()
-        finally:
-            if meter is not None:
-                meter.after_response(status, None)
-    raise ApiUnavailable(f"cannot read the {config.object_type} properties from HubSpot: {last}")
+        raise
+    return Schema.from_api_properties(items)
 
 
-def check_id_property(schema: Schema, config: JobConfig) -> None:
-    if not schema.from_api:
-        return
-    info = schema.properties.get(config.id_property)
-    if info is None:
-        raise MappingError(f"the id property {config.id_property!r} does not exist on {config.object_type}")
-    if not info.has_unique_value:
-        raise MappingError(
-            f"the id property {config.id_property!r} is not a unique-value property (hasUniqueValue=false); "
-            "HubSpot upserts only by unique properties"
-        )
+# ---- the sender threads --------------------------------------------------------------------------
 
 
-# ---- the send loop -----------------------------------------------------------------------
+class _Senders:
+    """N daemon threads that send batches; results come back on a queue."""
+
+    def __init__(self, n: int, send: Callable[[BatchPlan], BatchOutcome]) -> None:
+        self._todo: queue.SimpleQueue[BatchPlan | None] = queue.SimpleQueue()
+        self.done: queue.SimpleQueue[tuple[BatchPlan, BatchOutcome | None, BaseException | None]] = (
+            queue.SimpleQueue())
+        self._n = n
+        for i in range(n):
+            threading.Thread(target=self._work, args=(send,), name=f"bulkload-send-{i}", daemon=True).start()
+
+    def _work(self, send: Callable[[BatchPlan], BatchOutcome]) -> None:
+        while (plan := self._todo.get()) is not None:
+            try:
+                self.done.put((plan, send(plan), None))
+            except BaseException as exc:  # handed to the run loop, which decides
+                self.done.put((plan, None, exc))
+
+    def submit(self, plan: BatchPlan) -> None:
+        self._todo.put(plan)
+
+    def wait(self, timeout: float) -> list[tuple[BatchPlan, BatchOutcome | None, BaseException | None]]:
+        out = []
+        try:
+            out.append(self.done.get(timeout=timeout))
+            while True:
+                out.append(self.done.get_nowait())
+        except queue.Empty:
+            return out
+
+    def close(self) -> None:
+        for _ in range(self._n):
+            self._todo.put(None)
 
 
-class UsageMeter:
-    """Counts API calls for the journal and enforces --daily-budget (a rolling 24 h)."""
-
-    def __init__(self, journal: Journal, budget: int | None, wall: Callable[[], float]) -> None:
-        self.journal = journal
-        self.budget = budget
-        self.wall = wall
-        self._lock = threading.Lock()
-        self._calls = 0
-        self._limited = 0
-        self._last_rate: dict[str, Any] | None = None
-        self._refresh_at = 0.0
-        self._base = 0
-        self._oldest: int | None = None
-
-    def _refresh(self) -> None:
-        now = self.wall()
-        if now >= self._refresh_at:
-            self._base = self.journal.usage_since(now - 86_400)[0]
-            self._oldest = self.journal.oldest_usage_minute_since(now - 86_400)
-            self._refresh_at = now + USAGE_REFRESH_SECONDS
-
-    def check(self) -> None:
-        """Raise QuotaExhausted when the budget is spent. Main thread (touches the journal)."""
-        if self.budget is None:
-            return
-        self._refresh()
-        with self._lock:
-            used = self._base + self._calls
-        if used >= self.budget:
-            raise self.exhausted()
-
-    def exhausted(self) -> QuotaExhausted:
-        """The pause, with when the rolling 24 hours free the oldest calls again."""
-        now = self.wall()
-        oldest = self._oldest if self._oldest is not None else int(now // 60)
-        at = datetime.fromtimestamp((oldest + 1) * 60 + 86_400, UTC)
-        return QuotaExhausted(
-            f"the daily budget of {self.budget:,} API calls is spent; calls free up from "
-            f"{at:%Y-%m-%d %H:%M} UTC",
-            resume_after=at,
-        )
-
-    # SendHooks, called from sender threads.
-    def before_request(self) -> None:
-        if self.budget is None:
-            return
-        with self._lock:
-            spent = self._base + self._calls >= self.budget
-            if not spent:
-                self._calls += 1  # counted before sending: a lost response still cost a call
-        if spent:
-            raise self.exhausted()
-
-    def after_response(self, status: int | None, rate: Any) -> None:
-        with self._lock:
-            if self.budget is None:
-                self._calls += 1
-            if status == 429:
-                self._limited += 1
-            if rate is not None:
-                self._last_rate = {
-                    k: getattr(rate, k, None) for k in ("max", "remaining", "interval_ms", "daily", "daily_remaining")
-                }
-
-    def take(self) -> tuple[int, int, dict[str, Any] | None]:
-        """The calls and 429s counted since the last take, and the latest rate headers."""
-        with self._lock:
-            calls, limited, rate = self._calls, self._limited, self._last_rate
-            self._calls = self._limited = 0
-            self._base += calls
-            self._last_rate = None
-        return calls, limited, rate
-
-    def flush(self, retries: int = 0) -> None:
-        """Move the counted calls into the journal in a transaction of their own."""
-        calls, limited, rate = self.take()
-        self.journal.commit(usage=(calls, limited, retries, self.wall()), last_rate=rate)
+def _place(plan: BatchPlan, failures: list[FailedRow]) -> list[FailedRow]:
+    """Tie each failure to its source row (trace ids are row numbers)."""
+    if not failures:
+        return []
+    by_trace = {inp["objectWriteTraceId"]: k for k, inp in enumerate(plan.inputs)}
+    out = []
+    for f in failures:
+        k = by_trace.get(f.trace_id or "")
+        if k is None:
+            continue
+        inp = plan.inputs[k]
+        table, index = plan.refs[k]
+        out.append(replace(f, row_number=int(inp["objectWriteTraceId"]), line_number=plan.input_lines[k],
+                           id_value=inp["id"], batch_no=None if plan.replay else plan.batch_no,
+                           row_data=row_data(table, index)))
+    return out
 
 
-def _trim(chunk: SourceChunk, after_row: int) -> SourceChunk | None:
-    """Drop the rows a resume has already done, without mapping them."""
-    if after_row <= 0:
-        return chunk
-    rows = chunk.row_numbers
-    n = len(rows)
-    malformed = tuple(m for m in chunk.malformed if m.row_number > after_row)
-    k = int(pc.sum(pc.less_equal(rows, after_row)).as_py() or 0) if n else 0  # rows ascend
-    if k == n and not malformed:
-        return None
-    if k == 0 and len(malformed) == len(chunk.malformed):
-        return chunk
-    return SourceChunk(
-        table=chunk.table.slice(k),
-        row_numbers=rows.slice(k),
-        line_numbers=chunk.line_numbers.slice(k) if chunk.line_numbers is not None else None,
-        malformed=malformed,
-    )
+def _turn(stage: Stage, journal: Journal, run_no: int, outcomes: list[BatchResult], claims: list[BatchPlan],
+          closed: list[BatchPlan], meter: UsageMeter, wall: float) -> None:
+    calls, limited, retries, rate = meter.take()
+    usage = Usage(calls, limited, retries, wall, rate)
+    try:
+        stage.record(journal, run_no, outcomes, claims, closed, usage)
+    except sqlite3.Error as e:
+        # A full disk or an I/O error: the transaction rolled back, what the journal holds
+        # is consistent, and a resume re-sends what was not recorded.
+        raise JournalWriteFailed(f"cannot write the journal {journal.path}: {e} (is the disk full?)") from None
 
 
-def _failure_record(batch: PlannedBatch, f: InputFailure, id_by_trace: dict[str, str]) -> ErrorRecord:
-    trace = f.trace_id or ""
-    return ErrorRecord.from_hubspot(
-        f, row_number=int(trace), line_number=batch.line_for(trace), id_value=id_by_trace.get(trace),
-        batch_no=batch.batch_no, row_data=batch.row_data_for(trace),
-    )
+def _send_all(stage: Stage, journal: Journal, run_no: int, batches: Iterator[BatchPlan], sender: Sender,
+              meter: UsageMeter, config: JobConfig, tuning: Tuning, rt: Runtime) -> int:
+    """Claim, send and record every batch; stop cleanly on a stop request or an error.
 
-
-def outcome_to_result(batch: PlannedBatch, outcome: BatchOutcome) -> BatchResult:
-    errors: list[ErrorRecord] = []
-    if outcome.failures:
-        id_by_trace = {i["objectWriteTraceId"]: i["id"] for i in batch.inputs}
-        errors = [_failure_record(batch, f, id_by_trace) for f in outcome.failures if f.trace_id in id_by_trace]
-    created = sum([s.created for s in outcome.successes])
-    return BatchResult(
-        created=created,
-        updated=len(outcome.successes) - created,
-        errors=errors,
-        requests=outcome.requests,
-        splits=outcome.splits,
-        retries=outcome.retries,
-        rate_limited=outcome.rate_limited,
-        http_status=outcome.http_status,
-        duration_ms=int(outcome.elapsed * 1000),
-    )
-
-
-EMPTY_RESULT = BatchResult(0, 0, (), 0, 0, 0, 0, None, 0)
-
-
-def plan_batches(journal: Journal, source: Source, column_map: ColumnMap, schema: Schema,
-                 config: JobConfig) -> tuple[Iterator[PlannedBatch], int]:
-    """The batches still to send, in order; and the rows already finished (skipped unread)."""
-    prefix_no, prefix_row = journal.done_prefix()
-    known = [kb for kb in journal.known_batches() if kb.batch_no > prefix_no]
-    chunker = Chunker(
-        batch_size=config.batch_size,
-        id_property=config.id_property,
-        next_batch_no=prefix_no + 1,
-        known=known,
-        dup_ids=journal.dup_ids(),
-    )
-
-    # Start reading at the last finished batch of the prefix rather than at the top:
-    # the rows before it are done and need not even be parsed. (_trim drops the rest.)
-    start: StartAt | None = None
-    first = journal.start_of(prefix_no) if prefix_no else None
-    if first is not None and first[1] is not None:
-        start = StartAt(first[0], first[1])
-
-    def batches() -> Iterator[PlannedBatch]:
-        for chunk in source.chunks(rows_per_chunk=SEND_CHUNK_ROWS, start=start):
-            trimmed = _trim(chunk, prefix_row)
-            if trimmed is None:
-                continue
-            yield from chunker.feed(map_chunk(trimmed, column_map, schema))
-        yield from chunker.finish()
-
-    return batches(), prefix_row
-
-
-@dataclass
-class SendStats:
-    rows_done: int = 0
-    batches_sent: int = 0
-
-
-def send_all(
-    journal: Journal,
-    batches: Iterator[PlannedBatch],
-    sender: Sender,
-    meter: UsageMeter,
-    config: JobConfig,
-    tuning: Tuning,
-    rt: Runtime,
-) -> SendStats:
-    """Claim, send and record every batch; stop cleanly on a stop request or a resumable error.
-
-    Each turn of the loop writes one journal transaction: the outcomes that came
-    back and the claims of the batches about to be sent. A claim is committed
-    before its batch is submitted, so a crash never loses track of a sent batch.
+    Each turn writes one journal transaction: the outcomes that came back and the claims
+    of the batches about to be sent. A claim is committed before its batch is handed to
+    a sender, so a crash never loses track of a sent batch.
     """
-    stats = SendStats()
-    inflight: dict[Future[BatchOutcome], PlannedBatch] = {}
-    stop_error: BulkloadError | None = None
+    senders = _Senders(tuning.concurrency, lambda plan: sender.send(config.object_type, plan.inputs))
+    inflight = 0
+    stop_error: BaseException | None = None
     exhausted = False
     grace_deadline: float | None = None
-    outcomes: list[tuple[PlannedBatch, BatchResult]] = []
-    retries = 0
-    pool = ThreadPoolExecutor(max_workers=tuning.concurrency, thread_name_prefix="bulkload-send")
+    outcomes: list[BatchResult] = []
+    rows_done = 0
     try:
         while True:
-            claims: list[PlannedBatch] = []
-            to_send: list[PlannedBatch] = []
-            while (stop_error is None and not rt.stop.is_set() and not exhausted
-                   and len(inflight) + len(to_send) < tuning.concurrency):
+            claims: list[BatchPlan] = []
+            closed: list[BatchPlan] = []
+            while stop_error is None and not rt.stop.is_set() and not exhausted and inflight + len(claims) < \
+                    tuning.concurrency:
                 try:
                     meter.check()
-                except QuotaExhausted as e:
+                    plan = next(batches, None)
+                except BulkloadError as e:  # a spent budget; the file changed under us
                     stop_error = e
                     break
-                batch = next(batches, None)
-                if batch is None:
+                if plan is None:
                     exhausted = True
                     break
-                claims.append(batch)
-                if batch.inputs:
-                    to_send.append(batch)
-                else:  # only local failures / superseded rows: nothing to send
-                    outcomes.append((batch, EMPTY_RESULT))
-            calls, limited, rate = meter.take()
-            turn, outcomes = outcomes, []  # taken first: a crash inside commit must not write them twice
-            turn_retries, retries = retries, 0
-            # A batch with nothing to send is claimed and finished in this same turn:
-            # its outcome goes in a second transaction, after its claim.
-            empty = [(b, r) for b, r in turn if r is EMPTY_RESULT]
-            sent = [(b, r) for b, r in turn if r is not EMPTY_RESULT]
-            journal.commit(outcomes=sent, claims=claims, usage=(calls, limited, turn_retries, rt.wall()),
-                           last_rate=rate)
-            if empty:
-                journal.commit(outcomes=empty)
-            for b, _ in turn:
-                stats.rows_done += b.n_rows
-                rt.progress.advance(b.n_rows)
-            stats.batches_sent += len(sent)
-            for batch in to_send:
-                inflight[pool.submit(sender.send, config.object_type, batch.inputs)] = batch
+                (claims if plan.inputs else closed).append(plan)
+            turn, outcomes = outcomes, []  # taken first: a crash inside the write must not write them twice
+            _turn(stage, journal, run_no, turn, claims, closed, meter, rt.wall())
+            for plan in [*(r.plan for r in turn), *closed]:
+                n = plan.n_rows if not plan.replay else len(plan.inputs) + len(plan.failures)
+                rows_done += n
+                rt.progress.advance(n)
+            for plan in claims:
+                senders.submit(plan)
+                inflight += 1
             if not inflight:
                 break
             if (stop_error is not None or rt.stop.is_set()) and grace_deadline is None:
-                grace_deadline = rt.clock() + GRACE_SECONDS
+                grace_deadline = rt.clock() + rt.grace_seconds
             if grace_deadline is not None and rt.clock() >= grace_deadline:
                 break  # in-flight batches stay claimed: resume re-sends them
-            done, _ = wait(list(inflight), timeout=0.25, return_when=FIRST_COMPLETED)
-            for fut in done:
-                batch = inflight.pop(fut)
-                try:
-                    outcome = fut.result()
-                except (StopResumable, AuthError) as e:
-                    if stop_error is None or (isinstance(e, AuthError) and not isinstance(stop_error, AuthError)):
-                        stop_error = e
-                    if isinstance(e, AuthError):
-                        grace_deadline = rt.clock()  # a refused token: stop at once
+            for plan, outcome, exc in senders.wait(_POLL):
+                inflight -= 1
+                if exc is not None:
+                    stop_error = _first_stop(stop_error, exc)
+                    if isinstance(exc, AuthError | RequestRejected):
+                        grace_deadline = rt.clock()  # every batch would get the same answer: stop at once
                     continue
-                retries += outcome.retries
-                outcomes.append((batch, outcome_to_result(batch, outcome)))
+                assert outcome is not None
+                outcomes.append(BatchResult(plan, outcome, _place(plan, outcome.failures)))
     finally:
         rt.stop.set()  # tells senders still backing off to give up
-        pool.shutdown(wait=False, cancel_futures=True)
+        senders.close()
         # Outcomes already back (e.g. when Ctrl-C came during the wait) are real: keep them.
-        calls, limited, rate = meter.take()
-        journal.commit(outcomes=[(b, r) for b, r in outcomes if r is not EMPTY_RESULT],
-                       usage=(calls, limited, retries, rt.wall()), last_rate=rate)
+        with contextlib.suppress(JournalWriteFailed):
+            _turn(stage, journal, run_no, outcomes, [], [], meter, rt.wall())
     if stop_error is not None:
         raise stop_error
     if not exhausted:
         raise Interrupted("interrupted")
-    return stats
+    return rows_done
 
 
-def make_sender(client: HubSpotClient, limiter: RateLimiter, meter: UsageMeter, tuning: Tuning,
-                rt: Runtime) -> Sender:
-    return Sender(
-        client,
-        limiter,
-        policy=RetryPolicy(max_attempts=tuning.max_attempts, max_outage_seconds=tuning.max_outage_seconds),
-        clock=rt.clock,
-        sleep=rt.sleep,
-        rng=rt.rng,
-        stop=rt.stop,
-        hooks=meter,
-    )
+def _first_stop(current: BaseException | None, new: BaseException) -> BaseException:
+    """The error that decides how the run ends: a refused token or request wins."""
+    if current is None:
+        return new
+    if isinstance(new, AuthError | RequestRejected) and not isinstance(current, AuthError | RequestRejected):
+        return new
+    return current
+
+
+# ---- one run --------------------------------------------------------------------------------------
+
+
+def make_client(conn: Connection, tuning: Tuning, rt: Runtime, paths: ApiPaths | None = None) -> HubSpotClient:
+    return HubSpotClient(conn.base_url, conn.token, transport=rt.transport, timeout=tuning.timeout,
+                         max_connections=max(4, tuning.concurrency * 2), paths=paths)
 
 
 def make_limiter(tuning: Tuning, rt: Runtime) -> RateLimiter:
@@ -485,43 +291,104 @@ def make_limiter(tuning: Tuning, rt: Runtime) -> RateLimiter:
     return RateLimiter(clock=rt.clock, sleep=rt.sleep)
 
 
-def make_client(conn: Connection, tuning: Tuning, rt: Runtime, schema: Schema | None = None) -> HubSpotClient:
-    return HubSpotClient(
-        conn.base_url,
-        conn.token,
-        transport=rt.transport,
-        timeout=tuning.timeout,
-        max_connections=max(4, tuning.concurrency * 2),
-        property_types=schema.types() if schema is not None else None,
-    )
-
-
-def pause_reason(e: BulkloadError) -> str:
-    return str(e) or type(e).__name__
-
-
-def resume_after_text(e: BulkloadError) -> str | None:
+def resume_after_text(e: BaseException) -> str | None:
     ra = getattr(e, "resume_after", None)
     if isinstance(ra, datetime):
         return ra.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     return None
 
 
-def paused_state_for(e: BulkloadError, journal: Journal) -> None:
-    journal.set_state(JobState.PAUSED, reason=pause_reason(e), resume_after=resume_after_text(e), pid=None)
+def exit_code_of(counts: dict[str, Any]) -> int:
+    """Exit 1 ("finished with failed rows") or 0, computed once from the counts."""
+    rows = counts["rows"]
+    return 0 if rows["failed"] == 0 and rows["pending"] == 0 else 1
 
 
-def finish_state(journal: Journal) -> dict[str, Any]:
+def run(journal: Journal, stage: Stage, *, config: JobConfig, conn: Connection, tuning: Tuning,
+        choices: dict[str, Any], rt: Runtime) -> RunResult:
+    """Pre-flight, send everything the stage plans, and settle the job's state."""
+    run_no = journal.start_run(stage.command, choices, tuning.to_dict(), takes_over=stage.command != "retry")
+    outcome = "error"
+    rows_done = 0
+    try:
+        meter = UsageMeter(
+            tuning.daily_budget, wall=rt.wall,
+            usage_since=lambda since: journal.usage_since(since)[0],
+            oldest_minute_since=journal.oldest_usage_minute_since,
+        )
+        meter.check()  # a spent --daily-budget pauses before even the properties read is sent
+        limiter = make_limiter(tuning, rt)
+        with make_client(conn, tuning, rt, ApiPaths(cast(ApiVersion, config.api_version))) as client:
+            sender = Sender(client, limiter, policy=RetryPolicy.of(tuning), clock=rt.clock, sleep=rt.sleep,
+                            rng=rt.rng, stop=rt.stop, hooks=meter)
+            try:
+                schema = read_schema(sender, client, config.object_type)
+            finally:
+                _turn(stage, journal, run_no, [], [], [], meter, rt.wall())
+            client.set_property_types(schema.types())
+            batches = stage.batches(schema)
+            total, done = stage.progress_total(journal)
+            rt.progress.start(total, done)
+            try:
+                rows_done = _send_all(stage, journal, run_no, batches, sender, meter, config, tuning, rt)
+            finally:
+                rt.progress.close()
+        counts = _settle(journal, stage)
+        outcome = journal.job().state
+        return RunResult(journal.job_id, outcome, exit_code_of(counts), counts, journal.path, rows_done)
+    except RequestRejected as e:
+        outcome = "stopped: request refused"
+        if journal.counts()["rows"]["upserted"] == 0:
+            refused = RequestRefused(f"{e}; nothing was written")
+            _pause(journal, refused)
+            raise refused from None
+        stop = StopResumable(f"{e}; fix it, then resume")
+        _pause(journal, stop)
+        raise stop from None
+    except (StopResumable, AuthError) as e:
+        outcome = f"stopped: {type(e).__name__}"
+        _pause(journal, e)
+        raise
+    except InputError as e:
+        outcome = f"refused: {type(e).__name__}"
+        _pause(journal, e)
+        raise
+    except KeyboardInterrupt:
+        outcome = "stopped: Interrupted"
+        stop = Interrupted("interrupted")
+        _pause(journal, stop)
+        raise stop from None
+    except Exception as e:  # a bug: the journal is consistent, so the job stays resumable
+        outcome = f"stopped: {type(e).__name__}"
+        _pause(journal, StopResumable(f"stopped by {type(e).__name__}: {e}"))
+        raise
+    finally:
+        with contextlib.suppress(sqlite3.Error):
+            journal.finish_run(run_no, outcome)
+
+
+def _pause(journal: Journal, e: BaseException) -> None:
+    """Pause the job with the error's reason, and tell the error how to resume it."""
+    with contextlib.suppress(sqlite3.Error):
+        journal.pause(str(e) or type(e).__name__, resume_after_text(e))
+    if isinstance(e, BulkloadError):
+        e.journal = journal.path
+        if e.hint is None and not isinstance(e, InputError):
+            e.hint = resume_command(journal)
+
+
+def _settle(journal: Journal, stage: Stage) -> dict[str, Any]:
+    """The job's state follows its rows once nothing is left to send. A retry leaves a job
+    that was paused paused (its rows are still pending)."""
     counts = journal.counts()
     rows = counts["rows"]
+    if stage.command == "retry" and journal.job().state not in FINISHED_STATES:
+        return counts
     if rows["pending"] > 0:
-        journal.set_state(JobState.PAUSED, reason="rows still pending", pid=None)
-    elif rows["failed"] > 0:
-        journal.set_state(JobState.COMPLETED_WITH_ERRORS, pid=None)
+        journal.pause("rows still pending")
     else:
-        journal.set_state(JobState.COMPLETED, pid=None)
+        journal.finish_job(JobState.COMPLETED_WITH_ERRORS if rows["failed"] else JobState.COMPLETED)
     return counts
 
 
-def utc_in(seconds: float) -> datetime:
-    return datetime.now(UTC) + timedelta(seconds=seconds)
+__all__ = ["GRACE_SECONDS", "NoProgress", "Progress", "QuotaExhausted", "RunResult", "Runtime", "Stage", "run"]

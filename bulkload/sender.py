@@ -1,24 +1,27 @@
-"""Land one batch: send it under the rate limiter, retry what is transient, bisect what is rejected.
+"""Land one batch: send it under the rate limiter, retry what is transient, split what is rejected.
 
-`Sender.send()` turns a batch of upsert inputs into a BatchOutcome in which
-every input is exactly once either a success or a failure. On the way it:
+`Sender.send()` turns a batch of upsert inputs into a BatchOutcome in which every input
+is exactly once either landed or failed; `Sender.call()` runs any other request (the
+properties read, lookups) through the same loop. On the way it:
 
-- acquires the shared RateLimiter before every HTTP request, and feeds every
-  response's rate headers back to it;
-- retries transient failures (5xx, 423, 477, timeouts, resets, ten-secondly
-  429s) with capped exponential backoff and full jitter, and gives up with
-  ApiUnavailable (exit 75, the batch stays unrecorded) after a bounded number
-  of attempts or of outage time: a transient failure never becomes a failed row;
-- stops with QuotaExhausted on HubSpot's daily 429, with AuthError at once on
-  401/403, and with Interrupted when the stop event is set while it waits;
-- bisects a batch HubSpot rejected whole (400/409) until each bad input stands
-  alone, so every good input still lands: about 2*log2(n) extra requests per
-  bad input;
-- resends inputs a 207 did not mention, a bounded number of times.
+- acquires the shared RateLimiter before every HTTP request and feeds every answer's
+  rate headers back to it;
+- retries transient failures (5xx, 423, 477, timeouts, resets, ten-secondly 429s) with
+  capped exponential backoff and full jitter, and gives up with ApiUnavailable (exit 75,
+  the batch stays unrecorded) after a bounded number of attempts or of outage time: a
+  transient failure never becomes a failed row;
+- stops with QuotaExhausted on HubSpot's daily 429, with AuthError at once on 401/403,
+  with Interrupted when the stop event is set while it waits, and lets RequestRejected
+  (an answer about the request, not an input) through for the pipeline to stop on;
+- splits a batch HubSpot rejected whole (400/409) until each bad input stands alone, so
+  every good input still lands (about 2*log2(n) extra requests per bad input);
+- splits the inputs a partial answer left unaccounted for when it carried errors that
+  name no input, until each such error stands with its one input; inputs an answer
+  simply did not mention are sent again, a bounded number of times.
 
-Nothing here knows the journal: the pipeline records the outcome. When the
-sender raises, nothing of the batch is recorded and it is sent again on
-resume; upsert keyed by idProperty makes that replay harmless.
+Nothing here knows the journal: the pipeline records the outcome. When the sender
+raises, nothing of the batch is recorded and it is sent again on resume; upsert keyed
+by idProperty makes that replay harmless.
 """
 
 from __future__ import annotations
@@ -28,34 +31,24 @@ import random
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Protocol
+from typing import Protocol, TypeVar
 
+from bulkload.config import DEFAULT_MAX_ATTEMPTS, DEFAULT_MAX_OUTAGE, Tuning
 from bulkload.errors import ApiUnavailable, AuthError, Interrupted, QuotaExhausted
-from bulkload.hubspot.client import InputSuccess, UpsertResponse
-from bulkload.hubspot.errors import InputFailure, unknown_failure
-from bulkload.hubspot.exceptions import (
-    BatchRejected,
-    RateLimited,
-    TransientError,
-    UnexpectedResponse,
-)
+from bulkload.hubspot.client import Reply, UpsertResponse
+from bulkload.hubspot.exceptions import BatchRejected, RateLimited, RequestRejected, TransientError
 from bulkload.hubspot.ratelimit import RateLimiter, RateLimitInfo
-from bulkload.hubspot.types import UpsertInput, trace_id_of
+from bulkload.hubspot.responses import unknown_failure, with_input
+from bulkload.models import BatchOutcome, FailedRow, Landed, UpsertInput, trace_id_of
 from bulkload.taxonomy import ErrorType
 
-__all__ = [
-    "BatchOutcome",
-    "NoHooks",
-    "RetryPolicy",
-    "SendHooks",
-    "Sender",
-    "UpsertApi",
-    "next_midnight_utc",
-]
+__all__ = ["NoHooks", "RetryPolicy", "SendHooks", "Sender", "UpsertApi", "next_midnight_utc"]
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 # A stop request is noticed within this many seconds of a backoff wait.
 _STOP_POLL = 0.25
@@ -65,70 +58,68 @@ _STOP_POLL = 0.25
 class RetryPolicy:
     """How long to keep trying one request through transient failures.
 
-    Delays are full-jitter exponential: uniform(0, min(cap, base * 2**n)) before
-    the n-th retry. The defaults ride out a few minutes of HubSpot trouble
-    (the mean total wait before giving up is about 90 s) and then pause the job.
+    Delays are full-jitter exponential: uniform(0, min(cap, base * 2**n)) before the
+    n-th retry. The attempts and outage time come from Tuning (the one place defaults
+    live); the defaults ride out a few minutes of HubSpot trouble, then pause the job.
     """
 
+    max_attempts: int = DEFAULT_MAX_ATTEMPTS  # tries of one request, the first included
+    max_outage_seconds: float = DEFAULT_MAX_OUTAGE
     base: float = 0.5
     cap: float = 60.0
-    max_attempts: int = 10  # tries of one request, the first included
-    max_outage_seconds: float = 600.0
     locked_wait: float = 2.0  # HubSpot: "Locks will last for 2 seconds"
-    missing_resends: int = 2  # resends of inputs a 207 did not mention
+    missing_resends: int = 2  # resends of inputs an answer did not mention
+
+    @classmethod
+    def of(cls, tuning: Tuning) -> RetryPolicy:
+        return cls(max_attempts=tuning.max_attempts, max_outage_seconds=tuning.max_outage_seconds)
 
 
 class SendHooks(Protocol):
     """What the pipeline learns of, and may veto, each HTTP request."""
 
-    def before_request(self) -> None:
+    def before_request(self, kind: str) -> None:
         """Called before every request; may raise QuotaExhausted (--daily-budget)."""
 
-    def after_response(self, status: int | None, rate: RateLimitInfo | None) -> None:
+    def after_response(self, kind: str, status: int | None, rate: RateLimitInfo | None) -> None:
         """Called after every request: the HTTP status (None: no response) and rate headers."""
+
+    def on_retry(self, kind: str) -> None:
+        """Called when a request is about to be repeated after a transient failure."""
 
 
 class NoHooks:
     """The default SendHooks: nothing to enforce, nothing to count."""
 
-    def before_request(self) -> None:
+    def before_request(self, kind: str) -> None:
         return None
 
-    def after_response(self, status: int | None, rate: RateLimitInfo | None) -> None:
+    def after_response(self, kind: str, status: int | None, rate: RateLimitInfo | None) -> None:
+        return None
+
+    def on_retry(self, kind: str) -> None:
         return None
 
 
 class UpsertApi(Protocol):
-    """The one client method the sender uses (HubSpotClient provides it)."""
+    """The one client method `send` uses (HubSpotClient provides it)."""
 
     def upsert_batch(self, object_type: str, inputs: Sequence[UpsertInput]) -> UpsertResponse: ...
-
-
-@dataclass(frozen=True)
-class BatchOutcome:
-    """What became of every input of one batch, and what it cost."""
-
-    successes: list[InputSuccess]
-    failures: list[InputFailure]
-    requests: int  # HTTP requests, retries and bisection halves included
-    splits: int  # times a rejected group was split
-    retries: int  # requests repeated after a transient failure
-    rate_limited: int  # 429 answers
-    http_status: int | None  # status of the first response
-    elapsed: float  # seconds, by the injected clock
 
 
 @dataclass
 class _Run:
     """The mutable tally of one send() call (a Sender is shared between threads)."""
 
-    successes: dict[str, InputSuccess] = field(default_factory=dict)
-    failures: dict[str, InputFailure] = field(default_factory=dict)
+    landed: dict[str, Landed] = field(default_factory=dict)
+    failures: dict[str, FailedRow] = field(default_factory=dict)
     requests: int = 0
     splits: int = 0
     retries: int = 0
     rate_limited: int = 0
-    first_status: int | None = None
+    status: int | None = None  # the first answer that was not transient: how HubSpot judged the batch
+    # Answers that created records they could not tie to inputs: (their inputs, how many).
+    unpaired: list[tuple[frozenset[str], int]] = field(default_factory=list)
 
 
 def next_midnight_utc(now: datetime) -> datetime:
@@ -164,47 +155,68 @@ class Sender:
         self._hooks: SendHooks = hooks or NoHooks()
         self._now = now
 
-    def send(self, object_type: str, inputs: Sequence[UpsertInput]) -> BatchOutcome:
-        """Upsert `inputs`; every input ends up once in successes or failures.
+    # --- any request ----------------------------------------------------------------
 
-        Raises AuthError, QuotaExhausted, ApiUnavailable, Interrupted or
-        UnexpectedResponse; then nothing of the batch should be recorded.
+    def call(self, kind: str, request: Callable[[], Reply[T]]) -> T:
+        """Run one read (`kind`: "schema", "read", ...) through the request loop."""
+        reply = self._request(kind, request, _Run())
+        return reply.value
+
+    # --- a batch of upserts ------------------------------------------------------------
+
+    def send(self, object_type: str, inputs: Sequence[UpsertInput]) -> BatchOutcome:
+        """Upsert `inputs`; every input ends up once in landed or failures.
+
+        Raises AuthError, QuotaExhausted, ApiUnavailable, Interrupted or RequestRejected;
+        then nothing of the batch should be recorded.
         """
         started = self._clock()
         run = _Run()
         if inputs:
             self._land(object_type, list(inputs), run, self._policy.missing_resends)
+        self._credit_unpaired(run)
         order = [trace_id_of(i) for i in inputs]
         return BatchOutcome(
-            successes=[run.successes[t] for t in order if t in run.successes],
+            landed=[run.landed[t] for t in order if t in run.landed],
             failures=[run.failures[t] for t in order if t in run.failures],
             requests=run.requests,
             splits=run.splits,
             retries=run.retries,
             rate_limited=run.rate_limited,
-            http_status=run.first_status,
+            http_status=run.status,
             elapsed=self._clock() - started,
         )
 
-    # --- landing a group of inputs ---------------------------------------------
-
-    def _land(
-        self, object_type: str, group: list[UpsertInput], run: _Run, resends_left: int
-    ) -> None:
+    def _land(self, object_type: str, group: list[UpsertInput], run: _Run, resends_left: int) -> None:
         try:
-            response = self._request(object_type, group, run)
+            response = self._request("upsert", lambda: self._client.upsert_batch(object_type, group), run)
         except BatchRejected as rejected:
+            run.status = run.status or rejected.status
             self._split(object_type, group, rejected, run, resends_left)
             return
-        for success in response.successes:
-            run.successes[success.trace_id] = success
+        run.status = run.status or response.http_status
+        for landed in response.successes:
+            run.landed[landed.trace_id] = landed
         for failure in response.failures:
             if failure.trace_id is not None:
                 run.failures[failure.trace_id] = failure
+        if response.unpaired_created:
+            run.unpaired.append((frozenset(response.missing), response.unpaired_created))
         if not response.missing:
             return
         missing = set(response.missing)
         unanswered = [i for i in group if trace_id_of(i) in missing]
+        if response.unattributed:
+            # Errors that name no input: halve the inputs they may belong to until each
+            # error stands with its one input (see _parse_upsert), as a rejected batch is.
+            if len(unanswered) == 1:
+                run.failures[trace_id_of(unanswered[0])] = with_input(response.unattributed[0], unanswered[0])
+                return
+            run.splits += 1
+            middle = len(unanswered) // 2
+            self._land(object_type, unanswered[:middle], run, resends_left)
+            self._land(object_type, unanswered[middle:], run, resends_left)
+            return
         if resends_left > 0:
             log.info("resending %d inputs HubSpot's answer did not mention", len(unanswered))
             self._land(object_type, unanswered, run, resends_left - 1)
@@ -219,12 +231,7 @@ class Sender:
             )
 
     def _split(
-        self,
-        object_type: str,
-        group: list[UpsertInput],
-        rejected: BatchRejected,
-        run: _Run,
-        resends_left: int,
+        self, object_type: str, group: list[UpsertInput], rejected: BatchRejected, run: _Run, resends_left: int
     ) -> None:
         """A rejected group: record the culprit if it stands alone, else narrow it down."""
         if len(group) == 1:
@@ -232,19 +239,10 @@ class Sender:
             trace = trace_id_of(inp)
             failure = rejected.attributed.get(trace)
             if failure is None and rejected.failures:
-                first = rejected.failures[0]
-                value = inp["properties"].get(first.property_name) if first.property_name else None
-                failure = replace(first, trace_id=trace, invalid_value=value)
+                failure = with_input(rejected.failures[0], inp)
             run.failures[trace] = failure or unknown_failure(
                 trace, rejected.message, rejected.status, correlation_id=rejected.correlation_id
             )
-            return
-        wide = rejected.batch_wide
-        if wide is not None:
-            # The request itself is wrong (e.g. a non-unique idProperty): every
-            # input fails alike, and splitting would only repeat the answer.
-            for inp in group:
-                run.failures[trace_id_of(inp)] = replace(wide, trace_id=trace_id_of(inp))
             return
         traces = {trace_id_of(i) for i in group}
         named = {
@@ -266,21 +264,30 @@ class Sender:
         self._land(object_type, group[:middle], run, resends_left)
         self._land(object_type, group[middle:], run, resends_left)
 
+    @staticmethod
+    def _credit_unpaired(run: _Run) -> None:
+        """Records an answer created but could not tie to inputs were written again by a
+        later, tied answer, which says "updated": they were created by this batch."""
+        for traces, created in run.unpaired:
+            later = [t for t in traces if t in run.landed and not run.landed[t].created]
+            for trace in sorted(later, key=_trace_order)[:created]:
+                run.landed[trace] = run.landed[trace]._replace(created=True)
+
     # --- one request, through transient failures ------------------------------------
 
-    def _request(self, object_type: str, group: list[UpsertInput], run: _Run) -> UpsertResponse:
+    def _request(self, kind: str, send: Callable[[], T], run: _Run) -> T:
         policy = self._policy
         attempt = 0
         outage_started: float | None = None
         while True:
             sent_at = self._limiter.acquire(self._stop)
-            self._hooks.before_request()
+            self._hooks.before_request(kind)
             run.requests += 1
             attempt += 1
             try:
-                response = self._client.upsert_batch(object_type, group)
+                answer = send()
             except RateLimited as exc:
-                self._after(run, 429, exc.rate, sent_at)
+                self._after(kind, 429, exc.rate, sent_at)
                 run.rate_limited += 1
                 if exc.daily:
                     raise QuotaExhausted(
@@ -293,7 +300,7 @@ class Sender:
                 delay = self._backoff(attempt)
                 reason = str(exc)
             except TransientError as exc:
-                self._after(run, exc.status, exc.rate, sent_at)
+                self._after(kind, exc.status, exc.rate, sent_at)
                 delay = self._backoff(attempt)
                 if exc.status == 423:
                     delay = max(delay, policy.locked_wait)
@@ -301,14 +308,16 @@ class Sender:
                     delay = max(delay, exc.retry_after)
                 reason = str(exc)
             except BatchRejected as exc:
-                self._after(run, exc.status, exc.rate, sent_at)
+                self._after(kind, exc.status, exc.rate, sent_at)
                 raise
-            except (AuthError, UnexpectedResponse) as exc:
-                self._after(run, exc.status, None, sent_at)
+            except (AuthError, RequestRejected) as exc:
+                self._after(kind, exc.status, None, sent_at)
                 raise
             else:
-                self._after(run, response.http_status, response.rate, sent_at)
-                return response
+                rate = getattr(answer, "rate", None)
+                self._after(kind, getattr(answer, "http_status", None) or getattr(answer, "status", None),
+                            rate, sent_at)
+                return answer
 
             now = self._clock()
             if outage_started is None:
@@ -318,22 +327,18 @@ class Sender:
                 # A long wait HubSpot asked for (477 "Migration in progress" says
                 # Retry-After, up to hours) tells the resume when to come back.
                 raise ApiUnavailable(
-                    f"HubSpot kept failing for {outage:.0f}s over {attempt} attempts; "
-                    f"last: {reason}",
+                    f"HubSpot kept failing for {outage:.0f}s over {attempt} attempts; last: {reason}",
                     resume_after=self._now() + timedelta(seconds=delay) if delay > 60 else None,
                 )
             log.info("retrying in %.2fs after attempt %d: %s", delay, attempt, reason)
             run.retries += 1
+            self._hooks.on_retry(kind)
             self._pause(delay)
 
-    def _after(
-        self, run: _Run, status: int | None, rate: RateLimitInfo | None, sent_at: float
-    ) -> None:
-        if run.first_status is None and status is not None:
-            run.first_status = status
+    def _after(self, kind: str, status: int | None, rate: RateLimitInfo | None, sent_at: float) -> None:
         if rate is not None:
             self._limiter.observe(rate, sent_at)
-        self._hooks.after_response(status, rate)
+        self._hooks.after_response(kind, status, rate)
 
     def _backoff(self, attempt: int) -> float:
         """Full jitter: uniform over [0, min(cap, base * 2**(attempt-1))]."""
@@ -345,7 +350,7 @@ class Sender:
         remaining = delay
         while True:
             if self._stop is not None and self._stop.is_set():
-                raise Interrupted("stopped while waiting to retry a batch")
+                raise Interrupted("stopped while waiting to retry a request")
             if remaining <= 0:
                 return
             step = min(remaining, _STOP_POLL) if self._stop is not None else remaining
@@ -360,3 +365,9 @@ class Sender:
         # which the API does not tell us. Midnight UTC may be hours early or late;
         # resuming early costs one more daily 429, resuming late only waiting.
         return next_midnight_utc(now)
+
+
+def _trace_order(trace: str) -> tuple[int, str]:
+    # Trace ids are row numbers: order them as rows, and anything else after.
+    return (int(trace), "") if trace.isdigit() else (1 << 62, trace)
+

@@ -88,3 +88,11 @@ def category_of(error_type: str) -> Category:
         return CATEGORY_OF[ErrorType(error_type)]
     except ValueError:
         return Category.OTHER
+
+
+_FIX_BY_TYPE: dict[str, str] = {t.value: fix for t, fix in HOW_TO_FIX.items()}
+
+
+def how_to_fix(error_type: str) -> str:
+    """The taxonomy's one line; types newer than the taxonomy get UNKNOWN_ERROR's."""
+    return _FIX_BY_TYPE.get(error_type) or _FIX_BY_TYPE[ErrorType.UNKNOWN_ERROR.value]

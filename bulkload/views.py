@@ -1,62 +1,61 @@
-"""Human-readable views of jobs: the run summary, `status`, `jobs`. Plain text, no logic."""
+"""Human-readable views of jobs: the run summary, `status`, `jobs`. Plain text from the
+status dict and the cards; no logic of their own."""
 
 from __future__ import annotations
 
-from pathlib import Path
+from collections.abc import Sequence
 from typing import Any
 
-from bulkload import api
-from bulkload.journal import JobState
+from bulkload.models import JobState
+from bulkload.report import CategoryCard, render_summary
 
 
 def _n(x: int | None) -> str:
     return "-" if x is None else f"{x:,}"
 
 
-def render_summary(job_id: str, job_dir: Path) -> str:
-    st = api.status(job_id, job_dir=job_dir)
+def _rows_line(rows: dict[str, Any]) -> str:
+    return (f"  rows      {_n(rows['total'])} total · {_n(rows['upserted'])} upserted "
+            f"({_n(rows['created'])} created, {_n(rows['updated'])} updated) · {_n(rows['failed'])} failed · "
+            f"{_n(rows['superseded'])} superseded · {_n(rows['pending'])} pending")
+
+
+def render_run_summary(st: dict[str, Any], by_type: Sequence[tuple[str, str, int]]) -> str:
+    """What `load`, `resume` and `retry` print at the end."""
     rows = st["rows"]
-    journal = api.open_journal(job_dir, job_id)
-    try:
-        by_type = journal.failed_by_type()
-    finally:
-        journal.close()
-    lines = [
-        f"Job {st['job_id']}: {st['state']}",
-        f"  rows      {_n(rows['total'])} total · {_n(rows['upserted'])} upserted "
-        f"({_n(rows['created'])} created, {_n(rows['updated'])} updated) · {_n(rows['failed'])} failed · "
-        f"{_n(rows['superseded'])} superseded · {_n(rows['pending'])} pending",
-    ]
+    lines = [f"Job {st['job_id']}: {st['state']}", _rows_line(rows)]
     if by_type:
         lines.append("  failed by errorType: " + ", ".join(f"{t} {n:,}" for _, t, n in by_type))
     if rows["superseded"]:
         lines.append(f"  superseded (warnings): DUPLICATE_ID_IN_SOURCE {rows['superseded']:,} "
                      "(earlier rows of a repeated id; the last row was sent)")
     lines.append(f"  API calls {_n(st['api_calls'])} · journal {st['journal']}")
-    if rows["failed"]:
-        lines.append(f"  Review failed rows: bulkload report {job_id}")
+    if rows["failed"] and st.get("report_command"):
+        lines.append(f"  Review failed rows: {st['report_command']}")
     if st["state"] == JobState.PAUSED.value:
-        lines.append(f"  Resume with: bulkload resume {job_id}")
+        lines.append(f"  Resume with: {st['resume_command']}")
     return "\n".join(lines)
 
 
-def render_status(job_id: str, job_dir: Path) -> str:
-    st = api.status(job_id, job_dir=job_dir)
-    rows, batches, usage = st["rows"], st["batches"], st["usage"]
+def render_status(st: dict[str, Any], cards: Sequence[CategoryCard], superseded: int) -> str:
+    rows, batches, usage, tuning = st["rows"], st["batches"], st["usage"], st["tuning"]
+    state = st["state"] + (f" ({st['phase']})" if st.get("phase") else "")
     lines = [
-        f"Job {st['job_id']} — {st['state']}",
+        f"Job {st['job_id']} — {state}",
         f"  source    {st['source']['path']} ({st['source']['format']}, sha256 {st['source']['fingerprint'][:12]})",
         f"  object    {st['object_type']} by {st['id_property']}",
-        f"  rows      {_n(rows['total'])} total · {_n(rows['upserted'])} upserted "
-        f"({_n(rows['created'])} created, {_n(rows['updated'])} updated) · {_n(rows['failed'])} failed · "
-        f"{_n(rows['superseded'])} superseded · {_n(rows['pending'])} pending",
+        _rows_line(rows),
         f"  batches   {_n(batches['total'])} total · {_n(batches['done'])} done · {_n(batches['partial'])} partial · "
         f"{_n(batches['failed'])} failed · {_n(batches['pending'])} pending",
+        f"  errors    {_n(rows['failed'])} failed rows now; {_n(st['num_errors'])} rows HubSpot refused in the"
+        " batches as they were sent (retries since may have fixed some)",
         f"  API       {_n(usage['calls_24h'])} calls in the last 24 h"
         + (f" of a {usage['daily_budget']:,} budget" if usage["daily_budget"] else "")
         + (f" (account daily limit {usage['daily_limit']:,}, {_n(usage['daily_remaining'])} left)"
            if usage["daily_limit"] else "")
         + f" · {_n(usage['rate_limited_total'])} answered 429 · {_n(usage['retries_total'])} retries",
+        "  tuning    " + " · ".join(
+            f"{k.replace('_', ' ')} {v}" for k, v in tuning.items() if k != "max_outage_seconds" and v is not None),
         f"  updated   {st['updated_at']}",
     ]
     if "throughput" in st:
@@ -64,26 +63,16 @@ def render_status(job_id: str, job_dir: Path) -> str:
         eta = tp["eta_seconds"]
         lines.append(f"  pace      {tp['rows_per_second']:,.0f} rows/s"
                      + (f" · ETA {eta // 3600:d}h{eta % 3600 // 60:02d}m{eta % 60:02d}s" if eta is not None else ""))
-    from bulkload.report import render_summary as render_cards
-    from bulkload.report import summary
-
-    journal = api.open_journal(job_dir, job_id)
-    try:
-        cards, superseded = summary(journal)
-    finally:
-        journal.close()
-    lines.append("")
-    lines.append(render_cards(cards, superseded))
+    lines += ["", render_summary(cards, superseded)]
     if st["state"] == JobState.PAUSED.value:
-        lines.append("")
-        lines.append(f"  paused    {st.get('paused_reason') or ''}")
+        lines += ["", f"  paused    {st.get('paused_reason') or ''}"]
         if st.get("resume_after"):
             lines.append(f"  continue  after {st['resume_after']}")
-        lines.append(f"  Resume with: bulkload resume {st['job_id']}")
+        lines.append(f"  Resume with: {st['resume_command']}")
     return "\n".join(lines)
 
 
-def render_jobs(entries: list[dict[str, Any]]) -> str:
+def render_jobs(entries: Sequence[dict[str, Any]]) -> str:
     header = f"{'JOB':<36} {'STATE':<22} {'PROGRESS':>8}  {'LAST ACTIVITY':<24} SOURCE"
     lines = [header]
     for e in entries:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pyarrow as pa
 
-from bulkload.chunker import Chunker, KnownBatch, PlannedBatch
+from bulkload.chunker import Chunker
+from bulkload.models import BatchPlan, KnownBatch
 from bulkload.mapping import Schema, map_chunk, resolve_columns
 from bulkload.source import MalformedRow, SourceChunk
 
@@ -20,8 +21,8 @@ def mapped(ids: list[str], first_row: int = 1, malformed: tuple[MalformedRow, ..
     return map_chunk(chunk, CM, Schema.fallback())
 
 
-def plan(chunker: Chunker, *chunks: object) -> list[PlannedBatch]:
-    out: list[PlannedBatch] = []
+def plan(chunker: Chunker, *chunks: object) -> list[BatchPlan]:
+    out: list[BatchPlan] = []
     for m in chunks:
         out.extend(chunker.feed(m))  # type: ignore[arg-type]
     out.extend(chunker.finish())
@@ -39,14 +40,19 @@ def test_batches_are_full_and_cover_every_row_once() -> None:
     assert batches[0].failures[0].row_number == 10
     for b in batches:
         assert len({i["id"] for i in b.inputs}) == len(b.inputs)
-        assert all(i["objectWriteTraceId"] == str(r) for i, r in zip(b.inputs, [int(i["objectWriteTraceId"]) for i in b.inputs], strict=True))
+        # Each input's trace id is its own source row: the rows of its batch, less the failed ones.
+        failed = {f.row_number for f in b.failures}
+        sent_rows = [r for r in range(b.first_row, b.last_row + 1) if r not in failed]
+        assert [i["objectWriteTraceId"] for i in b.inputs] == [str(r) for r in sent_rows]
+        assert [i["id"] for i in b.inputs] == [ids[r - 1] for r in sent_rows]
 
 
 def test_superseded_rows_are_never_sent() -> None:
     ids = ["a", "b", "a", "c", "b"]
     # "c" is a false alarm of the scan's bit set: seen once, its one row is its last row.
     dups = {"a": 3, "b": 5, "c": 4}
-    batches = plan(Chunker(batch_size=2, id_property="external_call_id", dup_ids=dups), mapped(ids))
+    batches = plan(Chunker(batch_size=2, id_property="external_call_id",
+                           winners=lambda ids: {i: dups[i] for i in ids if i in dups}), mapped(ids))
     sent = [(i["id"], i["objectWriteTraceId"]) for b in batches for i in b.inputs]
     assert sent == [("a", "3"), ("c", "4"), ("b", "5")]
     assert [s.row_number for b in batches for s in b.superseded] == [1, 2]
@@ -67,3 +73,39 @@ def test_known_batches_keep_their_boundaries_and_done_ones_are_skipped() -> None
     again = plan(Chunker(batch_size=10, id_property="external_call_id", known=known), mapped(ids))
     assert [b.batch_no for b in again] == [2]
     assert again[0].inputs == first[1].inputs
+
+
+def test_a_done_batch_spanning_a_chunk_boundary_is_never_emitted_again() -> None:
+    # The last known batch is done and its rows arrive in two chunks: it must be closed by
+    # its recorded rows and skipped, and new batches start after it.
+    ids = [f"id{i}" for i in range(1, 41)]
+    first = plan(Chunker(batch_size=10, id_property="external_call_id"), mapped(ids))
+    known = [KnownBatch(1, 1, 10, done=False), KnownBatch(2, 11, 20, done=True)]
+    chunker = Chunker(batch_size=10, id_property="external_call_id", known=known)
+    again = plan(chunker, mapped(ids[:15]), mapped(ids[15:], 16))
+    assert [b.batch_no for b in again] == [1, 3, 4]
+    assert again[0].inputs == first[0].inputs
+    assert [(b.first_row, b.last_row) for b in again[1:]] == [(21, 30), (31, 40)]
+
+
+def test_a_known_batch_keeps_exactly_its_rows_whatever_the_chunks() -> None:
+    ids = [f"id{i}" for i in range(1, 31)]
+    known = [KnownBatch(1, 1, 7, done=False), KnownBatch(2, 8, 19, done=False)]
+    again = plan(Chunker(batch_size=10, id_property="external_call_id", known=known),
+                 mapped(ids[:5]), mapped(ids[5:12], 6), mapped(ids[12:], 13))
+    assert [(b.batch_no, b.first_row, b.last_row, len(b.inputs)) for b in again] == [
+        (1, 1, 7, 7), (2, 8, 19, 12), (3, 20, 29, 10), (4, 30, 30, 1)]
+
+
+def test_rows_that_are_not_sent_do_not_pile_up_in_one_batch() -> None:
+    # Every id repeats later: the first half is superseded. Batches close at max_rows rows.
+    ids = [f"id{i % 50}" for i in range(100)]
+    winners = {f"id{k}": 51 + k for k in range(50)}
+    batches = plan(Chunker(batch_size=100, id_property="external_call_id", max_rows=100,
+                           winners=lambda got: {i: winners[i] for i in got if i in winners}), mapped(ids))
+    assert all(b.n_rows <= 100 for b in batches)
+    chunker = Chunker(batch_size=10, id_property="external_call_id", max_rows=20,
+                      winners=lambda got: {i: winners[i] for i in got if i in winners})
+    small = plan(chunker, mapped(ids))
+    assert max(b.n_rows for b in small) <= 20
+    assert sum(len(b.superseded) for b in small) == 50 and sum(len(b.inputs) for b in small) == 50

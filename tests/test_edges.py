@@ -31,6 +31,7 @@ import pytest
 from bulkload import api
 from bulkload.config import Connection, JobConfig, Tuning, check_base_url
 from bulkload.errors import InputError, StopResumable
+from bulkload.journal import journal_path
 from bulkload.pipeline import Runtime
 from bulkload.sandbox import SandboxConfig, SandboxServer
 from tests.conftest import ROOT, TOKEN, cli_env, good_row, run_cli, write_csv
@@ -45,7 +46,7 @@ def _cid(i: int) -> str:
 
 
 def _journal(job_dir: Path, job_id: str) -> Path:
-    return job_dir / f"{job_id}.journal.sqlite"
+    return journal_path(job_dir, job_id)
 
 
 def _status(job_dir: Path, job_id: str) -> dict[str, Any]:

@@ -12,11 +12,12 @@ import pytest
 
 from bulkload.errors import EXIT_AUTH, EXIT_RESUMABLE, AuthError, InputError
 from bulkload.hubspot.client import HubSpotClient, UpsertResponse, parse_retry_after
-from bulkload.hubspot.errors import classify, embedded_validations, failures_from_multi_status
+from bulkload.hubspot.responses import classify, embedded_validations, failures_from_multi_status
 from bulkload.hubspot.exceptions import (
     BatchRejected,
     RateLimited,
     TransientError,
+    RequestRejected,
     UnexpectedResponse,
 )
 from bulkload.hubspot.ratelimit import RateLimitInfo
@@ -358,7 +359,6 @@ def test_400_on_a_many_input_batch_names_no_input() -> None:
         "INVALID_NUMBER",
         "discount",
     )
-    assert info.value.batch_wide is None
 
 
 def test_400_duplicate_ids_are_tied_to_the_inputs_by_context_ids() -> None:
@@ -378,19 +378,18 @@ def test_400_duplicate_ids_are_tied_to_the_inputs_by_context_ids() -> None:
     assert {f.error_type for f in attributed.values()} == {"DUPLICATE_ID_IN_SOURCE"}
 
 
-def test_400_non_unique_id_property_is_batch_wide() -> None:
+def test_400_non_unique_id_property_is_about_the_request() -> None:
+    # Every batch would get the same answer: the client says so, and the run stops on it.
     body = {
         "status": "error",
         "message": "Unable to perform update/upsert by non-unique 0-48 property hs_call_title in portal ID 21939747",
         "correlationId": CORRELATION,
         "category": "VALIDATION_ERROR",
     }
-    with pytest.raises(BatchRejected) as info:
+    with pytest.raises(RequestRejected) as info:
         upsert_with(reply(400, body), make_inputs(4))
-    wide = info.value.batch_wide
-    assert wide is not None
-    assert (wide.error_type, wide.category) == ("ID_PROPERTY_NOT_UNIQUE", "PROPERTY_MAPPINGS")
-    assert "non-unique 0-48 property" in wide.message
+    assert info.value.status == 400
+    assert "non-unique 0-48 property" in str(info.value)
 
 
 def test_400_missing_required_property() -> None:
@@ -693,10 +692,13 @@ def test_refuses_tokens_that_cannot_be_a_header(token: str) -> None:
 def test_repr_does_not_show_the_token() -> None:
     with HubSpotClient(BASE, TOKEN) as client:
         assert TOKEN not in repr(client)
-        assert TOKEN not in repr(vars(client).get("_http"))
+        assert TOKEN not in repr(client._transport)
+        assert TOKEN not in str(client.paths)
+        # It is held in one header, and there only.
+        assert client._headers["Authorization"] == f"Bearer {TOKEN}"
 
 
-def test_get_property_and_list_properties() -> None:
+def test_list_properties() -> None:
     prop = {
         "name": "external_call_id",
         "type": "string",
@@ -705,26 +707,23 @@ def test_get_property_and_list_properties() -> None:
     }
 
     def handler(request: httpx.Request) -> httpx.Response:
-        if request.url.path == "/crm/v3/properties/calls/external_call_id":
-            return reply(200, prop)
         if request.url.path == "/crm/v3/properties/calls":
-            return reply(200, {"results": [prop, {"name": "hs_timestamp", "type": "datetime"}]})
+            return reply(200, {"results": [prop, {"name": "hs_timestamp", "type": "datetime"}]},
+                         headers=RATE_HEADERS)
         return reply(
             404, {"status": "error", "message": "not found", "category": "OBJECT_NOT_FOUND"}
         )
 
     with client_for(handler) as client:
-        assert client.get_property("calls", "external_call_id") == prop
-        assert client.get_property("calls", "nope") is None
-        assert [p["name"] for p in client.list_properties("calls")] == [
+        answer = client.list_properties("calls")
+        assert [p["name"] for p in answer.value] == [
             "external_call_id",
             "hs_timestamp",
         ]
-        assert client.load_property_types("calls") == {
-            "external_call_id": "string",
-            "hs_timestamp": "datetime",
-        }
-        assert client.property_types == {"external_call_id": "string", "hs_timestamp": "datetime"}
+        # Its rate headers come back too, for the limiter.
+        assert (answer.status, answer.rate.max, answer.rate.remaining) == (200, 190, 187)
+        with pytest.raises(RequestRejected):
+            client.list_properties("nope")
 
 
 def test_property_look_ups_raise_auth_and_transient_errors() -> None:
@@ -736,7 +735,7 @@ def test_property_look_ups_raise_auth_and_transient_errors() -> None:
     ):
         client.list_properties("calls")
     with client_for(lambda r: reply(503)) as client, pytest.raises(TransientError):
-        client.get_property("calls", "x")
+        client.list_properties("calls")
     with (
         client_for(lambda r: reply(400, {"message": "bad"})) as client,
         pytest.raises(UnexpectedResponse),
@@ -933,9 +932,9 @@ def test_object_type_and_property_names_are_escaped_in_paths() -> None:
         seen.append(request.url.raw_path.decode())
         return reply(404)
 
-    with client_for(handler) as client:
-        assert client.get_property("0-48", "a/b c") is None
-    assert seen == ["/crm/v3/properties/0-48/a%2Fb%20c"]
+    with client_for(handler) as client, pytest.raises(RequestRejected):
+        client.list_properties("a/b c")
+    assert seen == ["/crm/v3/properties/a%2Fb%20c"]
 
 
 def test_a_200_whose_results_echo_no_trace_ids_still_accounts_for_every_input() -> None:

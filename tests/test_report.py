@@ -15,9 +15,11 @@ import orjson
 import pyarrow.parquet as pq
 import pytest
 
-from bulkload.chunker import PlannedBatch, RowSuperseded
+from bulkload.corrections import open_corrected_file, read_corrected_file
+from bulkload.demo import demo_report
 from bulkload.errors import EXIT_INPUT, InputError, JobNotFound
-from bulkload.journal import ErrorRecord, Journal, journal_path
+from bulkload.journal import BatchResult, Journal, journal_path
+from bulkload.models import BatchOutcome, BatchPlan, FailedRow, Landed, Superseded
 from bulkload.report import (
     ERROR_COLUMNS,
     SEVERITY_COLUMN,
@@ -25,11 +27,8 @@ from bulkload.report import (
     Format,
     ReportWritten,
     decode_cursor,
-    demo_report,
     describe_written,
     neutralise_cell,
-    open_corrected_file,
-    read_corrected_file,
     render_summary,
     report_rows,
     restore_cell,
@@ -87,13 +86,21 @@ def row_data(row: int) -> dict[str, Any]:
 
 def error(row: int, error_type: str, prop: str | None = None, invalid: str | None = None,
           *, id_value: str | None = None, message: str | None = None,
-          data: dict[str, Any] | None = None) -> ErrorRecord:
-    return ErrorRecord(
+          data: dict[str, Any] | None = None) -> FailedRow:
+    return FailedRow(
         row_number=row, line_number=row + 1, id_value=id_value if id_value is not None else f"c-{row:03d}",
         batch_no=1, error_type=error_type, message=message or f"{error_type} on {prop}: {invalid!r}",
         property_name=prop, invalid_value=invalid, http_status=400, hubspot_category="VALIDATION_ERROR",
         hubspot_code=None, correlation_id=f"corr-{row}", origin="hubspot", row_data=data or row_data(row),
     )
+
+
+def resolve(j: Journal, rows: list[int]) -> None:
+    """A retry turn whose sends landed `rows` (the production transition)."""
+    run = j.start_run("retry", {}, {}, takes_over=False)
+    landed = [Landed(str(r), "", False) for r in rows]
+    j.record_replay(run_no=run, outcomes=[BatchResult(BatchPlan(0, min(rows), replay=True),
+                                                      BatchOutcome(landed, []), [])])
 
 
 def new_journal(job_dir: Path, *, job_id: str = JOB_ID, columns: list[str] | None = None) -> Journal:
@@ -112,15 +119,14 @@ def journal(tmp_path: Path) -> Iterator[Journal]:
     """~25 current errors over 8 categories, 2 resolved, a malformed row, 3 superseded rows."""
     j = new_journal(tmp_path)
     # The scan decides which ids repeat; claiming a batch records its superseded rows.
-    j.add_dup_ids({f"c-{later:03d}": later for later in SUPERSEDED.values()})
+    j.add_superseding({f"c-{later:03d}": later for later in SUPERSEDED.values()})
     j.complete_scan(40)
-    sup = [RowSuperseded(r, r + 1, f"c-{later:03d}", later, row_data(r)) for r, later in SUPERSEDED.items()]
-    j.claim_batch(PlannedBatch(batch_no=1, first_row=1, last_row=40, superseded=sup))
+    sup = [Superseded(r, r + 1, f"c-{later:03d}", later, row_data(r)) for r, later in SUPERSEDED.items()]
+    j.record_turn(run_no=0, claims=[BatchPlan(batch_no=1, first_row=1, last_row=40, superseded=sup)])
     j.upsert_errors([error(r, t, p, v, id_value="" if r == 6 else None) for r, t, p, v in FAILURES])
     j.upsert_errors([error(MALFORMED_ROW, ErrorType.MALFORMED_ROW, None, 'c-037,"unclosed', id_value="",
                            data={"_raw": 'c-037,"unclosed,quote'})])
-    run = j.start_run("retry", {})
-    j.record_retry(list(RESOLVED), [], created=0, updated=2, run_no=run)
+    resolve(j, list(RESOLVED))
     yield j
     j.close()
 
@@ -208,7 +214,7 @@ def test_most_recent_error_per_row_and_per_id(journal: Journal) -> None:
     shared = [r for r in report_rows(journal).rows if r["idPropertyValue"] == "c-shared"]
     assert [r["sourceData"]["rowNumber"] for r in shared] == [39]
     # ... and a success of that record resolves it, as HubSpot's sync errors do.
-    journal.record_retry([39], [], created=0, updated=1, run_no=journal.start_run("retry", {}))
+    resolve(journal, [39])
     assert not [r for r in report_rows(journal).rows if r["idPropertyValue"] == "c-shared"]
     # Rows without an id are each their own record, never merged.
     journal.upsert_errors([error(40, ErrorType.MISSING_ID_VALUE, "external_call_id", "", id_value="")])

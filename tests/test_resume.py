@@ -142,40 +142,40 @@ def resume_and_check(sb: SandboxServer, job_dir: Path, expected: Expected, crash
     assert resent <= crashes * CONCURRENCY * BATCH, resent
 
 
-@pytest.fixture(scope="module")
-def batch_count(generated: tuple[Path, Expected], tmp_path_factory: pytest.TempPathFactory) -> int:
-    """How many batches the file makes (the last record_outcome is a crash point)."""
-    job_dir = tmp_path_factory.mktemp("count")
-    with SandboxServer(SandboxConfig(rate_limit_max=100_000)) as server:
-        result = api.load(config_of(generated[0]), conn_of(server), job_dir=job_dir, job_id=JOB, tuning=TUNING)
-    assert result.exit_code == 1
-    n = result.counts["batches"]["total"]
-    assert isinstance(n, int) and n > 10
-    return n
+LAST = -1  # the turn that records the last outcome: every batch is finished after it
 
 
-LAST = -1  # the last occurrence: the count comes from a clean run
+def crash_at_last_outcome(job_dir: Path) -> Callable[[str], None]:
+    """Die right after the turn that leaves no batch pending (how many turns a run takes
+    depends on timing, so it is found by looking at the journal, not by counting)."""
 
+    def checkpoint(name: str) -> None:
+        if name == "record_turn" and api.status(JOB, job_dir=job_dir)["batches"]["pending"] == 0:
+            raise SimulatedCrash("record_turn: the last outcome")
+
+    return checkpoint
+
+# Each is one committed transition of the journal (writes.py names them): distinct instants.
 CRASH_POINTS = [
     ("create_job", 1),  # before the scan: scan_complete=0, resume scans again
     ("complete_scan", 1),  # scanned, nothing claimed
-    ("set_state:running", 1),
-    ("claim_batch", 1),
-    ("claim_batch", 2),
-    ("claim_batch", 9),
-    ("record_outcome", 1),
-    ("record_outcome", 4),
-    ("record_outcome", LAST),
-    ("set_state:completed_with_errors", 1),  # the very end: the state flip itself
+    ("start_run", 1),
+    ("record_turn", 1),  # the properties read counted, nothing claimed
+    ("record_turn", 2),  # the first claims
+    ("record_turn", 3),  # outcomes and claims
+    ("record_turn", 5),
+    ("record_turn", 9),
+    ("record_turn", LAST),
+    ("finish_job", 1),  # the very end: the state flip itself
 ]
 
 
 @pytest.mark.parametrize(("step", "n"), CRASH_POINTS, ids=[f"{s}-{'last' if n == LAST else n}" for s, n in CRASH_POINTS])
 def test_crash_between_journal_steps_then_resume(
-    step: str, n: int, source: Path, expected: Expected, sb: SandboxServer, job_dir: Path, batch_count: int
+    step: str, n: int, source: Path, expected: Expected, sb: SandboxServer, job_dir: Path
 ) -> None:
-    n = batch_count if n == LAST else n
-    load_until_crash(source, sb, job_dir, Runtime(checkpoint=crash_at(step, n)))
+    hook = crash_at_last_outcome(job_dir) if n == LAST else crash_at(step, n)
+    load_until_crash(source, sb, job_dir, Runtime(checkpoint=hook))
     journal = api.open_journal(job_dir, JOB)
     try:
         scanned = journal.job().scan_complete
@@ -190,12 +190,12 @@ def test_crash_between_journal_steps_then_resume(
 
 def test_crash_in_every_run_then_resume(source: Path, expected: Expected, sb: SandboxServer, job_dir: Path) -> None:
     """Crashes pile up: load, then two resumes, die at different steps; the next resume finishes."""
-    load_until_crash(source, sb, job_dir, Runtime(checkpoint=crash_at("claim_batch", 3)))
-    resume_until_crash(sb, job_dir, Runtime(checkpoint=crash_at("record_outcome", 2)))
+    load_until_crash(source, sb, job_dir, Runtime(checkpoint=crash_at("record_turn", 3)))
+    resume_until_crash(sb, job_dir, Runtime(checkpoint=crash_at("record_turn", 2)))
     before = assert_accounted(job_dir)["rows"]
-    resume_until_crash(sb, job_dir, Runtime(checkpoint=crash_at("set_state:running", 1)))
+    resume_until_crash(sb, job_dir, Runtime(checkpoint=crash_at("start_run", 1)))
     assert assert_accounted(job_dir)["rows"] == before  # nothing happened after the state flip
-    resume_until_crash(sb, job_dir, Runtime(checkpoint=crash_at("record_outcome", 5)))
+    resume_until_crash(sb, job_dir, Runtime(checkpoint=crash_at("record_turn", 5)))
     resume_and_check(sb, job_dir, expected, crashes=4)
 
 
@@ -204,7 +204,7 @@ def test_crash_while_pausing_after_a_stop_request(
 ) -> None:
     """Ctrl-C at the third claim, then death while the journal records the pause."""
     rt = Runtime()
-    rt.checkpoint = crash_at("set_state:paused", 1, stop_at=("claim_batch", 3), stop=rt.stop)
+    rt.checkpoint = crash_at("pause", 1, stop_at=("record_turn", 3), stop=rt.stop)
     load_until_crash(source, sb, job_dir, rt)
     st = assert_accounted(job_dir)
     assert st["state"] == "paused"  # the pause was committed; the crash came after it
@@ -229,7 +229,7 @@ def test_a_load_killed_before_its_job_row_exists_can_still_be_finished(
 
 
 def paused_job(source: Path, sb: SandboxServer, job_dir: Path) -> dict[str, Any]:
-    load_until_crash(source, sb, job_dir, Runtime(checkpoint=crash_at("record_outcome", 3)))
+    load_until_crash(source, sb, job_dir, Runtime(checkpoint=crash_at("record_turn", 4)))
     st = api.status(JOB, job_dir=job_dir)
     assert st["rows"]["pending"] > 0
     return st
@@ -347,18 +347,19 @@ def start_load(source: Path, sb: SandboxServer, job_dir: Path, stderr: Path) -> 
 def assert_paused_with_hint(job_dir: Path) -> None:
     st = json.loads(run_cli(["status", JOB, "--job-dir", str(job_dir), "--json"]).stdout)
     assert st["state"] == "paused"
-    assert st["resume_command"] == f"bulkload resume {JOB}"
+    hint = f"bulkload resume {JOB} --job-dir {job_dir.resolve()}"  # runs as printed from anywhere
+    assert st["resume_command"] == hint
     assert st["rows"]["pending"] > 0
     assert st["rows"]["upserted"] + st["rows"]["failed"] + st["rows"]["superseded"] + st["rows"]["pending"] \
         == st["rows"]["total"]
     text = run_cli(["status", JOB, "--job-dir", str(job_dir)])
-    assert text.exit_code == 0 and f"Resume with: bulkload resume {JOB}" in text.stdout
+    assert text.exit_code == 0 and f"Resume with: {hint}" in text.stdout
     jobs = run_cli(["jobs", "--job-dir", str(job_dir)])
     assert jobs.exit_code == 0
-    assert JOB in jobs.stdout and "paused" in jobs.stdout and f"bulkload resume {JOB}" in jobs.stdout
+    assert JOB in jobs.stdout and "paused" in jobs.stdout and hint in jobs.stdout
     entries = json.loads(run_cli(["jobs", "--job-dir", str(job_dir), "--json"]).stdout)
     assert [(e["job_id"], e["state"], e["resume_command"]) for e in entries] == \
-        [(JOB, "paused", f"bulkload resume {JOB}")]
+        [(JOB, "paused", hint)]
 
 
 def resume_cli_and_check(sb: SandboxServer, job_dir: Path, expected: Expected) -> None:
@@ -390,7 +391,8 @@ def test_a_signal_pauses_the_job_and_resume_finishes_it(
             proc.wait()
     err = stderr.read_text(encoding="utf-8")
     assert code == 75, err
-    assert f"Interrupted. Resume with: bulkload resume {JOB}" in err.splitlines(), err
+    # The hint carries the job dir: it must run as printed from any directory.
+    assert f"Interrupted. Resume with: bulkload resume {JOB} --job-dir {job_dir.resolve()}" in err.splitlines(), err
     assert "Traceback" not in err
     assert_paused_with_hint(job_dir)
     resume_cli_and_check(sb, job_dir, expected)
@@ -417,7 +419,8 @@ def test_a_second_sigint_stops_at_once_and_the_job_still_resumes(
             proc.wait()
     err = stderr.read_text(encoding="utf-8")
     assert code == 75, err
-    assert f"Interrupted. Resume with: bulkload resume {JOB}" in err.splitlines(), err
+    # The hint carries the job dir: it must run as printed from any directory.
+    assert f"Interrupted. Resume with: bulkload resume {JOB} --job-dir {job_dir.resolve()}" in err.splitlines(), err
     assert "Traceback" not in err
     # It did not wait for its requests: it was gone before the sandbox wrote a single input,
     # and their batches are still claimed with no outcome.

@@ -287,7 +287,10 @@ def test_daily_budget_pauses_and_counts_across_resumes(
     assert res.exit_code == EXIT_RESUMABLE, res.output
     assert len(sandbox.store_records(ID)) == 500  # 1 read + 2 upserts more
     assert status_json(job_dir, "budget")["usage"]["calls_24h"] == 7
+    # The job keeps the last budget it was given (7, spent): a resume must raise it to go on.
     res = cli(resume, sandbox)
+    assert res.exit_code == EXIT_RESUMABLE and sandbox.counters()["requests_total"] == 7, res.output
+    res = cli([*resume, "--daily-budget", "100"], sandbox)
     assert res.exit_code == EXIT_OK, res.output
     assert_store_exact(sandbox, expected_store(rows))
     status = status_json(job_dir, "budget")

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from bulkload import api, pipeline
+from bulkload import api, scan
 from bulkload.config import Connection, JobConfig
 from bulkload.sandbox import SandboxServer
 from tests.conftest import TOKEN, good_row, write_csv
@@ -17,7 +17,7 @@ def test_only_true_repeats_are_superseded_even_when_the_bit_set_collides(
     monkeypatch: pytest.MonkeyPatch, sandbox: SandboxServer, job_dir: Path, tmp_path: Path, bits: int
 ) -> None:
     # 8 bits: almost every id "collides", the worst case for false alarms.
-    monkeypatch.setattr(pipeline, "DUP_BITS", bits)
+    monkeypatch.setattr(scan, "DUP_BITS", bits)
     rows = [good_row(i) for i in range(300)]
     rows[250] = good_row(10, hs_call_title="the last word for call 10")
     rows[260] = good_row(20, hs_call_title="second")

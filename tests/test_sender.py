@@ -22,7 +22,9 @@ from bulkload.errors import EXIT_RESUMABLE, ApiUnavailable, AuthError, Interrupt
 from bulkload.hubspot.client import HubSpotClient
 from bulkload.hubspot.ratelimit import RateLimiter, RateLimitInfo
 from bulkload.hubspot.types import UpsertInput
-from bulkload.sender import BatchOutcome, RetryPolicy, Sender, next_midnight_utc
+from bulkload.hubspot.exceptions import RequestRejected
+from bulkload.models import BatchOutcome
+from bulkload.sender import RetryPolicy, Sender, next_midnight_utc
 
 NOW = datetime(2024, 5, 1, 15, 30, tzinfo=UTC)
 Fault = Callable[[httpx.Request], httpx.Response]
@@ -173,13 +175,16 @@ class Recorder:
         self.before = 0
         self.statuses: list[int | None] = []
 
-    def before_request(self) -> None:
+    def before_request(self, kind: str) -> None:
         if self.allow is not None and self.before >= self.allow:
             raise QuotaExhausted("the daily budget is spent")
         self.before += 1
 
-    def after_response(self, status: int | None, rate: RateLimitInfo | None) -> None:
+    def after_response(self, kind: str, status: int | None, rate: RateLimitInfo | None) -> None:
         self.statuses.append(status)
+
+    def on_retry(self, kind: str) -> None:
+        pass
 
 
 def make_sender(
@@ -218,7 +223,7 @@ def send(
 
 
 def assert_each_input_once(outcome: BatchOutcome, inputs: list[UpsertInput]) -> None:
-    traces = [s.trace_id for s in outcome.successes] + [f.trace_id or "" for f in outcome.failures]
+    traces = [s.trace_id for s in outcome.landed] + [f.trace_id or "" for f in outcome.failures]
     assert sorted(traces) == sorted(i["objectWriteTraceId"] for i in inputs)
 
 
@@ -235,8 +240,8 @@ def test_a_clean_batch_takes_one_request() -> None:
         0,
         200,
     )
-    assert len(outcome.successes) == 100 and outcome.failures == []
-    assert all(s.created for s in outcome.successes)
+    assert len(outcome.landed) == 100 and outcome.failures == []
+    assert all(s.created for s in outcome.landed)
     assert len(fake.records) == 100
 
 
@@ -250,8 +255,9 @@ def test_transient_failures_are_retried_then_succeed() -> None:
     hooks = Recorder()
     inputs = make_inputs(10)
     outcome, clock = send(fake, inputs, hooks=hooks)
-    assert (outcome.requests, outcome.retries, outcome.http_status) == (4, 3, 503)
-    assert len(outcome.successes) == 10 and outcome.failures == []
+    # The batch's status is the answer that decided it, not the transient ones before it.
+    assert (outcome.requests, outcome.retries, outcome.http_status) == (4, 3, 200)
+    assert len(outcome.landed) == 10 and outcome.failures == []
     assert hooks.before == 4 and hooks.statuses == [503, None, 524, 200]
     assert sum(clock.slept) > 0  # backed off, on the fake clock
 
@@ -283,7 +289,7 @@ def test_423_waits_at_least_two_seconds() -> None:
     fake = FakeHubSpot()
     fake.script = [lambda r: jsonr(423, {"status": "error", "message": "locked"})]
     outcome, clock = send(fake, make_inputs(3))
-    assert outcome.retries == 1 and len(outcome.successes) == 3
+    assert outcome.retries == 1 and len(outcome.landed) == 3
     assert clock.now >= 2.0
 
 
@@ -310,7 +316,7 @@ def test_a_ten_secondly_429_waits_for_the_window() -> None:
     assert (outcome.rate_limited, outcome.retries, outcome.requests) == (2, 2, 3)
     assert hooks.statuses == [429, 429, 200]
     assert clock.now >= 4.0 + 1.0  # Retry-After, then at least the limiter's minimum block
-    assert len(outcome.successes) == 3
+    assert len(outcome.landed) == 3
 
 
 def test_daily_429_raises_quota_exhausted_until_midnight_utc() -> None:
@@ -399,7 +405,7 @@ def test_bisection_lands_every_good_input_and_isolates_each_bad_one(
 
     assert_each_input_once(outcome, inputs)
     assert len(fake.records) == 100 - len(bad)  # every good input landed
-    assert {s.trace_id for s in outcome.successes} == {
+    assert {s.trace_id for s in outcome.landed} == {
         f"row-{i}" for i in range(100) if i not in bad
     }
     assert {f.trace_id for f in outcome.failures} == {f"row-{i}" for i in bad}
@@ -431,7 +437,9 @@ def test_a_single_rejected_input_without_a_readable_body_is_unknown_error() -> N
     )
 
 
-def test_a_batch_wide_rejection_fails_every_input_without_bisecting() -> None:
+def test_a_batch_wide_rejection_stops_at_the_first_answer_without_failing_inputs() -> None:
+    # About the request, not an input: every batch would get it, so the run stops (the
+    # pipeline pauses the job or refuses it) instead of failing every row.
     body = {
         "status": "error",
         "category": "VALIDATION_ERROR",
@@ -439,11 +447,9 @@ def test_a_batch_wide_rejection_fails_every_input_without_bisecting() -> None:
     }
     fake = FakeHubSpot()
     fake.script = [lambda r: jsonr(400, body)]
-    inputs = make_inputs(50)
-    outcome, _ = send(fake, inputs)
-    assert outcome.requests == 1
-    assert_each_input_once(outcome, inputs)
-    assert {f.error_type for f in outcome.failures} == {"ID_PROPERTY_NOT_UNIQUE"}
+    with pytest.raises(RequestRejected, match="non-unique"):
+        send(fake, make_inputs(50))
+    assert fake.requests == 1
 
 
 def test_a_rejection_naming_its_culprits_resends_the_rest_at_once() -> None:
@@ -482,7 +488,7 @@ def test_duplicate_ids_are_bisected_and_the_later_row_wins() -> None:
     fake = FakeHubSpot()
     fake.script = [duplicates]
     outcome, _ = send(fake, inputs)
-    assert len(outcome.successes) == 4 and outcome.failures == []
+    assert len(outcome.landed) == 4 and outcome.failures == []
     assert fake.records[dup]["hs_call_status"] == "LATER"
 
 
@@ -513,7 +519,7 @@ def test_inputs_missing_from_the_answer_are_resent() -> None:
     fake.script = [once]
     outcome, _ = send(fake, inputs)
     assert outcome.requests == 2 and fake.batch_sizes == [10, 1]
-    assert len(outcome.successes) == 10 and outcome.failures == []
+    assert len(outcome.landed) == 10 and outcome.failures == []
 
 
 def test_inputs_never_answered_for_become_unknown_errors() -> None:
@@ -545,4 +551,4 @@ def test_senders_share_one_client_and_limiter_across_threads() -> None:
         for t in threads:
             t.join(timeout=30)
     assert len(outcomes) == 8
-    assert all(len(o.failures) == 1 and len(o.successes) == 99 for o in outcomes)
+    assert all(len(o.failures) == 1 and len(o.landed) == 99 for o in outcomes)

@@ -1,32 +1,35 @@
-"""The remote side: HubSpot's protocol (client), its error bodies (errors) and its rate limits.
+"""The remote side: HubSpot's protocol (client), its answers (responses), its paths for both
+API families (paths), its exceptions and its rate limits (ratelimit).
 
 Knows nothing of the journal, the pipeline or the CLI.
 """
 
 from __future__ import annotations
 
-from bulkload.hubspot.client import HubSpotClient, InputSuccess, UpsertResponse
-from bulkload.hubspot.errors import InputFailure
+from bulkload.hubspot.client import HubSpotClient, Reply, UpsertResponse
 from bulkload.hubspot.exceptions import (
     BatchRejected,
     RateLimited,
+    RequestRejected,
     TransientError,
     UnexpectedResponse,
 )
+from bulkload.hubspot.paths import API_VERSIONS, DEFAULT_API_VERSION, ApiPaths, ApiVersion
 from bulkload.hubspot.ratelimit import RateLimiter, RateLimitInfo
-from bulkload.hubspot.types import UpsertInput, trace_id_of
 
 __all__ = [
+    "API_VERSIONS",
+    "DEFAULT_API_VERSION",
+    "ApiPaths",
+    "ApiVersion",
     "BatchRejected",
     "HubSpotClient",
-    "InputFailure",
-    "InputSuccess",
     "RateLimitInfo",
     "RateLimited",
     "RateLimiter",
+    "Reply",
+    "RequestRejected",
     "TransientError",
     "UnexpectedResponse",
-    "UpsertInput",
     "UpsertResponse",
-    "trace_id_of",
 ]

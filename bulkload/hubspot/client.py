@@ -1,11 +1,11 @@
-"""Speak HubSpot's HTTP protocol: batch upsert and property look-ups over one httpx.Client.
+"""Speak HubSpot's HTTP protocol: batch upsert and property reads over one httpx transport.
 
-One HubSpotClient is shared by every sender thread (httpx.Client is safe to
-share between threads and reuses its pooled connections). This module turns
-each HTTP answer into either a parsed UpsertResponse (200/207) or one of the
-exceptions below, and translates every httpx exception in one place
-(`_send`). It knows nothing of retries, the journal or the pipeline: the
-sender decides what each exception means for a batch.
+One HubSpotClient is shared by every sender thread (the httpx transport is safe to
+share between threads and pools its connections). This module turns each HTTP answer
+into either a parsed UpsertResponse (a 200 or 207 body, judged by its content, never
+by its status code) or one of the exceptions below, and translates every httpx
+exception in one place (`_send`). It knows nothing of retries, the journal or the
+pipeline: the sender decides what each exception means for a batch.
 
     BulkloadError
     ├── InputError               the base URL is plain http:// to a non-loopback host,
@@ -16,10 +16,12 @@ sender decides what each exception means for a batch.
         ├── RateLimited          429, with policyName and Retry-After
         ├── TransientError       5xx (JSON, empty or HTML), 408, 423, 425, 477, timeouts,
         │                        connection errors, malformed or misshapen 2xx bodies
-        └── UnexpectedResponse   404 on the endpoint, 3xx, 405/406/415: not about the inputs
+        └── RequestRejected      about the request, not the inputs: a non-unique
+            │                    idProperty, 404 on the endpoint, 405/406/410/415
+            └── UnexpectedResponse   3xx, or a request httpx itself refused
 
-The token is held in one header of the httpx.Client and nowhere else; every
-message built from foreign text passes through `_redact`.
+The token is held in one header and nowhere else; every message built from foreign
+text (per-input errors included) passes through `_redact`.
 """
 
 from __future__ import annotations
@@ -30,40 +32,45 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from types import TracebackType
-from typing import NamedTuple, Self
-from urllib.parse import quote
+from typing import Generic, NamedTuple, Self, TypeVar
 
 import httpx
 import orjson
 
 from bulkload.config import is_loopback
 from bulkload.errors import AuthError, InputError
-from bulkload.hubspot.errors import (
-    InputFailure,
-    failures_from_error_body,
-    failures_from_multi_status,
-)
 from bulkload.hubspot.exceptions import (
     BatchRejected,
     RateLimited,
+    RequestRejected,
     TransientError,
     UnexpectedResponse,
 )
+from bulkload.hubspot.paths import ApiPaths
 from bulkload.hubspot.ratelimit import RateLimitInfo
-from bulkload.hubspot.types import UpsertInput, trace_id_of
+from bulkload.hubspot.responses import (
+    BATCH_WIDE_ERROR_TYPES,
+    failures_from_error_body,
+    failures_from_multi_status,
+    with_input,
+)
+from bulkload.models import FailedRow, Landed, UpsertInput, trace_id_of
 
 __all__ = [
     "BatchRejected",
     "HubSpotClient",
-    "InputFailure",
-    "InputSuccess",
+    "Landed",
     "RateLimitInfo",
     "RateLimited",
+    "Reply",
+    "RequestRejected",
     "TransientError",
     "UnexpectedResponse",
     "UpsertResponse",
     "parse_retry_after",
 ]
+
+T = TypeVar("T")
 
 _USER_AGENT = "bulkload/0.1 (+https://github.com/)"
 _TOKEN_CHARS = re.compile(r"[\x21-\x7e]+")
@@ -75,30 +82,32 @@ _TRANSIENT_4XX = frozenset({408, 423, 425, 477})
 _NOT_ABOUT_INPUTS = frozenset({404, 405, 406, 410, 415})
 
 
-class InputSuccess(NamedTuple):
-    """One input HubSpot wrote: its trace id, the record's id, and created (vs updated).
+class Reply(NamedTuple, Generic[T]):
+    """A read's value, with the answer's status and rate headers (for the limiter)."""
 
-    A NamedTuple, not a dataclass: one is built per written row, on the hot path.
-    """
-
-    trace_id: str
-    record_id: str
-    created: bool
+    value: T
+    status: int
+    rate: RateLimitInfo
 
 
 @dataclass(frozen=True)
 class UpsertResponse:
-    """A 200/207 answer, tied to the inputs by trace id (never by position).
+    """A 200 or 207 answer, tied to the inputs by trace id (never by position).
 
-    Every input is in exactly one of successes, failures, missing; `missing`
-    holds the trace ids HubSpot's answer did not mention, to be sent again.
+    Every input is in exactly one of successes, failures, missing; `missing` holds the
+    trace ids the answer did not account for. `unattributed` are errors that named no
+    input: the sender splits `missing` until each error stands with its one input.
+    `unpaired_created` counts records the answer says it created but could not be tied
+    to an input (a later, tied answer of the same rows then says "updated").
     """
 
     http_status: int
-    successes: list[InputSuccess]
-    failures: list[InputFailure]
+    successes: list[Landed]
+    failures: list[FailedRow]
     missing: list[str]
     rate: RateLimitInfo
+    unattributed: list[FailedRow] = ()  # type: ignore[assignment]
+    unpaired_created: int = 0
 
 
 def parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:
@@ -147,10 +156,12 @@ class HubSpotClient:
         timeout: float = 30.0,
         max_connections: int = 16,
         property_types: Mapping[str, str] | None = None,
+        paths: ApiPaths | None = None,
     ) -> None:
+        self.paths = paths or ApiPaths("v3")
         try:
             url = httpx.URL(base_url)
-        except httpx.InvalidURL as exc:
+        except (httpx.InvalidURL, ValueError) as exc:
             raise InputError(f"invalid HubSpot base URL {base_url!r}: {exc}") from None
         if url.scheme not in ("http", "https") or not url.host:
             raise InputError(f"the HubSpot base URL must be https://HOST, not {base_url!r}")
@@ -210,24 +221,14 @@ class HubSpotClient:
         # One reference swap: readers in other threads see the old or the new map.
         self._property_types = dict(property_types) if property_types is not None else None
 
-    def load_property_types(self, object_type: str) -> dict[str, str]:
-        """Fetch the object's property definitions and use their types from now on."""
-        types = {
-            name: kind
-            for prop in self.list_properties(object_type)
-            if (name := _str(prop.get("name"))) and (kind := _str(prop.get("type")))
-        }
-        self.set_property_types(types)
-        return types
-
     # --- endpoints -------------------------------------------------------------
 
     def upsert_batch(self, object_type: str, inputs: Sequence[UpsertInput]) -> UpsertResponse:
-        """POST /crm/v3/objects/{objectType}/batch/upsert; 200/207 parsed, all else raised."""
+        """POST .../objects/{objectType}/batch/upsert; a 2xx body parsed, all else raised."""
         trace_ids = [trace_id_of(i) for i in inputs]
         if len(set(trace_ids)) != len(trace_ids):
             raise ValueError("every input of a batch needs its own objectWriteTraceId")
-        path = f"/crm/v3/objects/{quote(object_type, safe='')}/batch/upsert"
+        path = self.paths.batch_upsert(object_type)
         content = orjson.dumps({"inputs": list(inputs)})
         response = self._send(
             "POST", path, content=content, headers={"Content-Type": "application/json"}
@@ -240,23 +241,9 @@ class HubSpotClient:
             f"unexpected success status {response.status_code}", response.status_code, rate=rate
         )
 
-    def get_property(self, object_type: str, name: str) -> dict[str, object] | None:
-        """GET /crm/v3/properties/{objectType}/{name}; None if HubSpot has no such property."""
-        path = f"/crm/v3/properties/{quote(object_type, safe='')}/{quote(name, safe='')}"
-        response = self._send("GET", path)
-        if response.status_code == 404:
-            return None
-        rate = RateLimitInfo.from_headers(response.headers)
-        if response.status_code != 200:
-            self._raise_for_status(response, rate, None)
-        body = _loads(response.content)
-        if not isinstance(body, dict):
-            raise TransientError("the property definition is not a JSON object", 200, rate=rate)
-        return body
-
-    def list_properties(self, object_type: str) -> list[dict[str, object]]:
-        """GET /crm/v3/properties/{objectType}: every property definition (no paging)."""
-        response = self._send("GET", f"/crm/v3/properties/{quote(object_type, safe='')}")
+    def list_properties(self, object_type: str) -> Reply[list[dict[str, object]]]:
+        """GET .../properties/{objectType}: every property definition (no paging)."""
+        response = self._send("GET", self.paths.properties(object_type))
         rate = RateLimitInfo.from_headers(response.headers)
         if response.status_code != 200:
             self._raise_for_status(response, rate, None)
@@ -264,7 +251,7 @@ class HubSpotClient:
         results = body.get("results") if isinstance(body, dict) else None
         if not isinstance(results, list):
             raise TransientError("the property list has no results[]", 200, rate=rate)
-        return [p for p in results if isinstance(p, dict)]
+        return Reply([p for p in results if isinstance(p, dict)], response.status_code, rate)
 
     # --- the one seam to httpx ------------------------------------------------------
 
@@ -326,8 +313,7 @@ class HubSpotClient:
             raise TransientError(
                 f"HTTP {status} body is not a batch upsert response", status, rate=rate
             )
-        successes = self._match_results(results, inputs, trace_ids)
-        unmatched_results = len(results) - len(successes)
+        successes, unmatched = self._match_results(results, inputs, trace_ids)
         attributed, unattributed = failures_from_multi_status(
             body.get("errors"),
             inputs,
@@ -335,40 +321,68 @@ class HubSpotClient:
             correlation_id=response.headers.get("x-hubspot-correlation-id"),
             property_types=self._property_types,
         )
+        attributed = {t: self._redacted(f) for t, f in attributed.items()}
+        unattributed = [self._redacted(f) for f in unattributed]
         # An input listed both as written and as failed is reported failed: the
         # report shows HubSpot's error, and retrying an upsert is harmless.
         for trace in attributed:
             successes.pop(trace, None)
         missing = [t for t in trace_ids if t not in successes and t not in attributed]
-        if len(missing) == 1 and len(unattributed) == 1:
+        by_trace = {trace_id_of(i): i for i in inputs}
+        if len(missing) == 1 and len(unattributed) == 1 and not unmatched:
             # One error that names no input, one input unaccounted for: they are each other's.
             only = missing.pop()
-            attributed[only] = _with_trace(unattributed[0], only, inputs)
-        if missing and not unattributed and unmatched_results == len(missing):
+            attributed[only] = with_input(unattributed[0], by_trace[only])
+            unattributed = []
+        unpaired_created = 0
+        if missing and not unattributed and len(unmatched) == len(missing):
             # Every unanswered input has a result of its own; only the echo that ties
-            # them to inputs is absent, and resending would not tell us more. (Fewer
-            # results than that stay unaccounted: HubSpot has answered COMPLETE with
-            # empty results to a request it did not process.)
-            for trace in missing:
-                successes[trace] = InputSuccess(trace, "", False)
+            # them to inputs is absent, and resending would not tell us more. When the
+            # results agree on `new`, each input's flag is exact; otherwise the count
+            # is (record ids stay unknown: "" ). Fewer results than that stay missing:
+            # HubSpot has answered COMPLETE with empty results to a request it did not
+            # process.
+            flags = [new for _, new in unmatched]
+            one_id = unmatched[0][0] if len(unmatched) == 1 else ""
+            for k, trace in enumerate(missing):
+                created = flags[0] if len(set(flags)) == 1 else k < sum(flags)
+                successes[trace] = Landed(trace, one_id, created)
             missing = []
+        elif unmatched:
+            unpaired_created = sum(1 for _, new in unmatched if new)
         return UpsertResponse(
             http_status=status,
             successes=[successes[t] for t in trace_ids if t in successes],
             failures=[attributed[t] for t in trace_ids if t in attributed],
             missing=missing,
             rate=rate,
+            unattributed=unattributed,
+            unpaired_created=unpaired_created,
+        )
+
+    def _redacted(self, failure: FailedRow) -> FailedRow:
+        """A per-input failure with the token taken out of every message it carries."""
+        token = self._token
+        if token not in failure.message and not any(token in p.message for p in failure.problems):
+            return failure
+        return replace(
+            failure,
+            message=self._redact(failure.message),
+            problems=tuple(replace(p, message=self._redact(p.message)) for p in failure.problems),
         )
 
     @staticmethod
     def _match_results(
         results: list[object], inputs: Sequence[UpsertInput], trace_ids: Sequence[str]
-    ) -> dict[str, InputSuccess]:
+    ) -> tuple[dict[str, Landed], list[tuple[str, bool]]]:
+        """Results tied to inputs by trace id (else by the echoed idProperty value), and
+        the (record id, new) of the results that could not be tied."""
         known = set(trace_ids)
         # Fallback key: the idProperty value HubSpot echoes in the record's properties;
         # built only if a result comes back without a trace id we know.
         by_value: dict[tuple[object, str], str] | None = None
-        successes: dict[str, InputSuccess] = {}
+        successes: dict[str, Landed] = {}
+        unmatched: list[tuple[str, bool]] = []
         for result in results:
             if not isinstance(result, dict):
                 continue
@@ -390,9 +404,10 @@ class HubSpotClient:
                             trace = by_value[(prop, value)]
                             break
             if trace is None or trace in successes:
+                unmatched.append((record_id, result.get("new") is True))
                 continue
-            successes[trace] = InputSuccess(trace, record_id, result.get("new") is True)
-        return successes
+            successes[trace] = Landed(trace, record_id, result.get("new") is True)
+        return successes, unmatched
 
     def _raise_for_status(
         self,
@@ -430,8 +445,14 @@ class HubSpotClient:
             property_types=self._property_types,
             fallback_message=message,
         )
+        if any(f.error_type in BATCH_WIDE_ERROR_TYPES for f in failures):
+            # The same answer awaits every batch: about the request, not an input.
+            raise RequestRejected(
+                f"HubSpot refused the request (HTTP {status}): {self._redact(body_message)}", status
+            )
         raise BatchRejected(
-            status, failures, self._redact(body_message), correlation_id=correlation_id, rate=rate
+            status, [self._redacted(f) for f in failures], self._redact(body_message),
+            correlation_id=correlation_id, rate=rate,
         )
 
     @staticmethod
@@ -444,13 +465,3 @@ class HubSpotClient:
         if match:
             return match.group(1)
         return " ".join(text.split())[:200]
-
-
-def _with_trace(failure: InputFailure, trace: str, inputs: Sequence[UpsertInput]) -> InputFailure:
-    inp = next((i for i in inputs if trace_id_of(i) == trace), None)
-    value = (
-        inp["properties"].get(failure.property_name)
-        if inp is not None and failure.property_name is not None
-        else None
-    )
-    return replace(failure, trace_id=trace, invalid_value=value)

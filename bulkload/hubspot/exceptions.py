@@ -7,10 +7,10 @@ sender needs to decide (retry, wait, bisect, stop) and never the token.
 from __future__ import annotations
 
 from bulkload.errors import EXIT_RESUMABLE, HubSpotError
-from bulkload.hubspot.errors import BATCH_WIDE_ERROR_TYPES, InputFailure
 from bulkload.hubspot.ratelimit import RateLimitInfo
+from bulkload.models import FailedRow
 
-__all__ = ["BatchRejected", "RateLimited", "TransientError", "UnexpectedResponse"]
+__all__ = ["BatchRejected", "RateLimited", "RequestRejected", "TransientError", "UnexpectedResponse"]
 
 
 class BatchRejected(HubSpotError):
@@ -24,7 +24,7 @@ class BatchRejected(HubSpotError):
     def __init__(
         self,
         status: int,
-        failures: list[InputFailure],
+        failures: list[FailedRow],
         message: str,
         *,
         correlation_id: str | None = None,
@@ -38,17 +38,9 @@ class BatchRejected(HubSpotError):
         self.rate = rate
 
     @property
-    def attributed(self) -> dict[str, InputFailure]:
+    def attributed(self) -> dict[str, FailedRow]:
         """Failures the body tied to an input, by trace id."""
         return {f.trace_id: f for f in self.failures if f.trace_id is not None}
-
-    @property
-    def batch_wide(self) -> InputFailure | None:
-        """The failure that applies to every input (e.g. a non-unique idProperty), if any."""
-        for failure in self.failures:
-            if failure.error_type in BATCH_WIDE_ERROR_TYPES:
-                return failure
-        return None
 
 
 class RateLimited(HubSpotError):
@@ -102,9 +94,15 @@ class TransientError(HubSpotError):
         self.rate = rate
 
 
-class UnexpectedResponse(HubSpotError):
-    """An answer that is about the request, not the inputs (404 endpoint, 405, 3xx, ...)."""
+class RequestRejected(HubSpotError):
+    """An answer about the request itself, not any input: a non-unique idProperty, an
+    unknown object type, a 404 or 405 on the endpoint. Every batch would get the same
+    answer, so the run stops at the first one (see bulkload.errors)."""
 
     def __init__(self, message: str, status: int | None = None) -> None:
         super().__init__(message)
         self.status = status
+
+
+class UnexpectedResponse(RequestRejected):
+    """An answer the protocol does not allow for (3xx, a malformed request of ours)."""

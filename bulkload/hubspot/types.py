@@ -10,19 +10,9 @@ from __future__ import annotations
 
 from typing import Literal, NotRequired, TypedDict
 
+from bulkload.models import UpsertInput, trace_id_of
 
-class UpsertInput(TypedDict):
-    """One input of `POST /crm/v3/objects/{objectType}/batch/upsert`.
-
-    `idProperty` and `objectWriteTraceId` are optional in HubSpot's schema;
-    the loader always sends both (a unique trace id per input is what makes
-    HubSpot answer 207 with per-input errors instead of failing the batch).
-    """
-
-    id: str
-    properties: dict[str, str]
-    idProperty: NotRequired[str]
-    objectWriteTraceId: NotRequired[str]
+__all__ = ["UpsertInput", "trace_id_of"]
 
 
 class BatchUpsertRequest(TypedDict):
@@ -114,7 +104,3 @@ class PropertyValidation(TypedDict, total=False):
     localizedErrorMessage: str
     portalId: int
 
-
-def trace_id_of(inp: UpsertInput) -> str:
-    """The key an input is known by in outcomes: its trace id, else its id value."""
-    return inp.get("objectWriteTraceId") or inp["id"]

@@ -1,14 +1,14 @@
-"""Translate HubSpot's error bodies into bulkload's taxonomy, one InputFailure per input.
+"""Read HubSpot's error bodies into bulkload's taxonomy: one FailedRow per input.
 
-HubSpot reports a bad input in two places: in a 207 body's `errors[]`
-(StandardError, tied to inputs by `context.objectWriteTraceId`), or as a
-whole-request 400/409 `Error` body. The code that says *what* went wrong sits
-in `errors[].code`, or only inside the JSON array embedded in the message
-("Property values were not valid: [{...,"error":"INVALID_OPTION","name":...}]"),
-and the property in `context.propertyName` or `context.properties`.
-This module reads all of those tolerantly (HubSpot: "treat all fields as
-optional") and keeps HubSpot's own message, so a person reading the report
-sees exactly what HubSpot said.
+HubSpot reports a bad input in two places: in a partial answer's `errors[]`
+(StandardError, tied to inputs by `context.objectWriteTraceId` or `context.ids`), or as a
+whole-request 400/409 `Error` body. The code that says *what* went wrong sits in
+`errors[].code`, or only inside the JSON array embedded in the message ("Property values
+were not valid: [{...,"error":"INVALID_OPTION","name":...}]"), and the property in
+`context.propertyName` or `context.properties`. This module reads all of those
+tolerantly (HubSpot: "treat all fields as optional"), keeps HubSpot's own message, and
+lists every problem of an input (a row with three bad values has three), so a person
+reading the report sees exactly what HubSpot said.
 """
 
 from __future__ import annotations
@@ -18,13 +18,12 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 
-from bulkload.hubspot.types import UpsertInput, trace_id_of
-from bulkload.taxonomy import ErrorType, category_of
+from bulkload.models import FailedRow, Problem, UpsertInput, trace_id_of
+from bulkload.taxonomy import ErrorType
 
 __all__ = [
     "BATCH_WIDE_ERROR_TYPES",
     "Diagnosis",
-    "InputFailure",
     "classify",
     "diagnose",
     "embedded_validations",
@@ -34,25 +33,9 @@ __all__ = [
     "unknown_failure",
 ]
 
-# Error types that describe the request, not any one input: every input of the
-# batch fails the same way, so bisecting would only multiply the requests.
+# Error types that describe the request, not any one input: every input of the batch
+# fails the same way, so the run stops at the first such answer (see errors.py).
 BATCH_WIDE_ERROR_TYPES = frozenset({ErrorType.ID_PROPERTY_NOT_UNIQUE.value})
-
-
-@dataclass(frozen=True)
-class InputFailure:
-    """Why HubSpot refused one input (trace_id None: the body named no input)."""
-
-    trace_id: str | None
-    error_type: str
-    category: str
-    message: str
-    property_name: str | None
-    invalid_value: str | None
-    http_status: int
-    hubspot_category: str | None
-    hubspot_code: str | None
-    correlation_id: str | None
 
 
 @dataclass(frozen=True)
@@ -67,6 +50,8 @@ class Diagnosis:
     correlation_id: str | None
     trace_ids: tuple[str, ...]  # context.objectWriteTraceId
     ids: tuple[str, ...]  # context.ids (id values)
+    # Every (code, property, message) the body lists for the input, first one first.
+    items: tuple[tuple[str | None, str | None, str], ...] = ()
 
 
 # --- reading loose JSON -------------------------------------------------------
@@ -271,43 +256,36 @@ def diagnose(
     default_correlation_id: str | None = None,
     property_types: Mapping[str, str] | None = None,
 ) -> Diagnosis:
-    """Read one StandardError (207) or Error (400/409) body."""
+    """Read one StandardError (partial answer) or Error (400/409) body."""
     message = _str(error.get("message")) or ""
     hubspot_category = _str(error.get("category"))
     context = _mapping(error.get("context"))
     details = _details(error)
     embedded = embedded_validations(message) if "[" in message else []
 
-    code: str | None = None
-    for detail in details:
-        code = _str(detail.get("code"))
-        if code:
-            break
-    if code is None:
-        for item in embedded:
-            code = _str(item.get("error"))
-            if code:
-                break
-
-    property_name: str | None = None
+    # Every problem the body lists: errors[] details first (code, context.propertyName),
+    # else the items of the array embedded in the message.
+    items: list[tuple[str | None, str | None, str]] = []
     for detail in details:
         names = _strings(_mapping(detail.get("context")).get("propertyName"))
-        if names:
-            property_name = names[0]
-            break
-    if property_name is None:
-        for item in embedded:
-            property_name = _str(item.get("name"))
-            if property_name:
-                break
+        items.append((_str(detail.get("code")), names[0] if names else None, _str(detail.get("message")) or message))
+    if not any(code for code, _, _ in items):
+        embedded_items = [
+            (_str(item.get("error")), _str(item.get("name")), _str(item.get("message")) or message)
+            for item in embedded
+        ]
+        if embedded_items:
+            items = embedded_items
+    code = next((c for c, _, _ in items if c), None)
+    property_name = next((n for _, n, _ in items if n), None)
     if property_name is None:
         # `properties` lists the required properties that were not set.
         names = _strings(context.get("propertyName")) or _strings(context.get("properties"))
         property_name = names[0] if names else None
+        if names and not items:
+            items = [(None, name, message) for name in names]
 
-    error_type = classify(
-        code, message, hubspot_category, property_name, property_types=property_types
-    )
+    error_type = classify(code, message, hubspot_category, property_name, property_types=property_types)
     return Diagnosis(
         error_type=error_type.value,
         message=message or "HubSpot gave no message",
@@ -317,7 +295,19 @@ def diagnose(
         correlation_id=_str(error.get("correlationId")) or default_correlation_id,
         trace_ids=tuple(_strings(context.get("objectWriteTraceId"))),
         ids=tuple(_strings(context.get("ids"))),
+        items=tuple(items),
     )
+
+
+def _classified(
+    diagnosis: Diagnosis, code: str | None, name: str | None, value: str | None,
+    property_types: Mapping[str, str] | None,
+) -> str:
+    error_type = classify(code, diagnosis.message, diagnosis.hubspot_category, name,
+                          invalid_value=value, property_types=property_types).value
+    if code is None and error_type in (ErrorType.UNKNOWN_ERROR, ErrorType.INVALID_PROPERTY_VALUE):
+        return diagnosis.error_type
+    return error_type
 
 
 def failure_for_input(
@@ -326,57 +316,60 @@ def failure_for_input(
     http_status: int,
     *,
     property_types: Mapping[str, str] | None = None,
-) -> InputFailure:
-    """Tie a diagnosis to one input (or to none), taking the invalid value from its properties."""
-    error_type = diagnosis.error_type
-    invalid_value: str | None = None
-    if inp is not None and diagnosis.property_name is not None:
-        invalid_value = inp["properties"].get(diagnosis.property_name)
-        guessed = error_type in (ErrorType.INVALID_NUMBER, ErrorType.INVALID_TIMESTAMP)
-        if invalid_value is not None and guessed and diagnosis.code in ("INVALID_LONG", None):
-            # With the value at hand, an unknown property's type can be guessed from it.
-            error_type = classify(
-                diagnosis.code,
-                diagnosis.message,
-                diagnosis.hubspot_category,
-                diagnosis.property_name,
-                invalid_value=invalid_value,
-                property_types=property_types,
-            ).value
-    return InputFailure(
-        trace_id=trace_id_of(inp) if inp is not None else None,
+) -> FailedRow:
+    """Tie a diagnosis to one input (or to none), taking each invalid value from its properties."""
+    props = inp["properties"] if inp is not None else {}
+    problems: list[Problem] = []
+    for code, name, text in diagnosis.items:
+        value = props.get(name) if name is not None else None
+        kind = _classified(diagnosis, code, name, value, property_types) if code or name else diagnosis.error_type
+        problems.append(Problem(kind, text, name, value))
+    if problems:
+        first = problems[0]
+        error_type, property_name, invalid_value = first.error_type, first.property_name, first.invalid_value
+    else:
+        error_type, property_name = diagnosis.error_type, diagnosis.property_name
+        invalid_value = props.get(property_name) if property_name is not None else None
+    return FailedRow(
         error_type=error_type,
-        category=category_of(error_type).value,
         message=diagnosis.message,
-        property_name=diagnosis.property_name,
+        property_name=property_name,
         invalid_value=invalid_value,
+        origin="hubspot",
         http_status=http_status,
         hubspot_category=diagnosis.hubspot_category,
         hubspot_code=diagnosis.code,
         correlation_id=diagnosis.correlation_id,
+        problems=tuple(problems) if len(problems) > 1 else (),
+        trace_id=trace_id_of(inp) if inp is not None else None,
     )
 
 
 def unknown_failure(
     trace_id: str | None,
     message: str,
-    http_status: int,
+    http_status: int | None,
     *,
     correlation_id: str | None = None,
-) -> InputFailure:
+) -> FailedRow:
     """An input HubSpot refused (or never answered for) without saying why in a form we read."""
-    return InputFailure(
-        trace_id=trace_id,
+    return FailedRow(
         error_type=ErrorType.UNKNOWN_ERROR.value,
-        category=category_of(ErrorType.UNKNOWN_ERROR).value,
         message=message,
-        property_name=None,
-        invalid_value=None,
+        origin="hubspot",
         http_status=http_status,
-        hubspot_category=None,
-        hubspot_code=None,
         correlation_id=correlation_id,
+        trace_id=trace_id,
     )
+
+
+def with_input(failure: FailedRow, inp: UpsertInput) -> FailedRow:
+    """A failure that named no input, tied to `inp` (the only one it can be about)."""
+    props = inp["properties"]
+    problems = tuple(replace(p, invalid_value=props.get(p.property_name)) if p.property_name else p
+                     for p in failure.problems)
+    value = props.get(failure.property_name) if failure.property_name is not None else None
+    return replace(failure, trace_id=trace_id_of(inp), invalid_value=value, problems=problems)
 
 
 # --- attribution -----------------------------------------------------------------------
@@ -403,10 +396,10 @@ def _attribute(
     inputs: Sequence[UpsertInput],
     http_status: int,
     property_types: Mapping[str, str] | None,
-) -> tuple[dict[str, InputFailure], list[InputFailure]]:
+) -> tuple[dict[str, FailedRow], list[FailedRow]]:
     index = _Index(inputs)
-    attributed: dict[str, InputFailure] = {}
-    unattributed: list[InputFailure] = []
+    attributed: dict[str, FailedRow] = {}
+    unattributed: list[FailedRow] = []
     for diagnosis in diagnoses:
         targets = index.lookup(diagnosis)
         if not targets:
@@ -429,7 +422,7 @@ def failures_from_multi_status(
     http_status: int = 207,
     correlation_id: str | None = None,
     property_types: Mapping[str, str] | None = None,
-) -> tuple[dict[str, InputFailure], list[InputFailure]]:
+) -> tuple[dict[str, FailedRow], list[FailedRow]]:
     """Read a 207 body's `errors[]`: failures by trace id, and those naming no known input."""
     if not isinstance(errors, list):
         return {}, []
@@ -449,7 +442,7 @@ def failures_from_error_body(
     correlation_id: str | None = None,
     property_types: Mapping[str, str] | None = None,
     fallback_message: str = "",
-) -> tuple[list[InputFailure], str, str | None]:
+) -> tuple[list[FailedRow], str, str | None]:
     """Read a whole-request rejection (400, 409, other 4xx).
 
     Returns (failures, message, correlation id). A failure carries a trace id

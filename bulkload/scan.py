@@ -1,0 +1,129 @@
+"""The first pass over the source: count the rows, find the ids that repeat, hash the file.
+
+Its memory does not grow with the file. A fixed-size bit set over the ids' hashes says
+whether an id may have been seen before; an id whose bit is already set goes to the
+journal (through `sink`) with its row, in bounded flushes. A false alarm (two ids sharing
+a bit) is harmless: an id seen once has that one row as its last row, so it is sent as
+usual. Every problem that makes the file unusable surfaces here, before any request.
+
+`RepeatedIds` serves the send pass the same way: a bit set built from the journal's
+repeated ids (streamed, never held), so a chunk's ids are looked up in the journal only
+where their bit is set.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+
+import pyarrow.compute as pc
+
+from bulkload.errors import SourceError
+from bulkload.mapping import ColumnMap, has_id, id_strings
+from bulkload.source import Fingerprint, Source, SourceChunk
+
+DUP_BITS = 1 << 27  # 16 MiB; ~0.75 % false alarms at 1M ids
+DUP_FLUSH = 50_000
+SCAN_CHUNK_ROWS = 16_384
+
+
+class BitSet:
+    """A fixed-size set of hashed strings: may say yes wrongly, never no wrongly."""
+
+    def __init__(self, bits: int | None = None) -> None:
+        bits = bits or DUP_BITS
+        self._bits = bytearray(max(1, bits // 8))
+        self._mask = bits - 1
+
+    def add(self, value: str) -> bool:
+        """Set `value`'s bit; True if it was already set."""
+        h = hash(value) & self._mask
+        bit = 1 << (h & 7)
+        seen = bool(self._bits[h >> 3] & bit)
+        self._bits[h >> 3] |= bit
+        return seen
+
+    def __contains__(self, value: str) -> bool:
+        h = hash(value) & self._mask
+        return bool(self._bits[h >> 3] & (1 << (h & 7)))
+
+
+@dataclass(frozen=True)
+class ScanResult:
+    total_rows: int
+    rows_with_id: int
+    fingerprint: Fingerprint | None
+
+
+def scan_source(
+    source: Source,
+    column_map: ColumnMap,
+    sink: Callable[[Mapping[str, int]], None],
+    chunks: Iterable[SourceChunk] | None = None,
+    fingerprint: Callable[[], Fingerprint | None] = lambda: None,
+) -> ScanResult:
+    """Count the rows and send every maybe-repeated id with its latest row to `sink`.
+
+    `chunks` is the read to scan (a hashing read, whose fingerprint `fingerprint()`
+    gives once it is done); by default the id column is read plainly.
+    """
+    if chunks is None:
+        chunks = source.chunks([column_map.id_column], rows_per_chunk=SCAN_CHUNK_ROWS)
+    seen = BitSet()
+    maybe_repeated: dict[str, int] = {}
+    total = with_id = malformed = 0
+    first_malformed = ""
+    for chunk in chunks:
+        ids = id_strings(chunk.table.column(column_map.id_column))
+        rows = chunk.row_numbers
+        if len(rows):
+            total = max(total, int(rows[-1].as_py()))
+        if chunk.malformed:
+            total = max(total, max(m.row_number for m in chunk.malformed))
+            if not malformed:
+                m = chunk.malformed[0]
+                first_malformed = f"line {m.line_number}: {m.message}"
+            malformed += len(chunk.malformed)
+        present = has_id(ids)
+        keep_rows = pc.filter(rows, present).to_pylist()
+        keep_ids = pc.filter(ids, present).to_pylist()
+        with_id += len(keep_rows)
+        add = seen.add
+        for row, id_value in zip(keep_rows, keep_ids, strict=True):
+            if add(id_value):
+                maybe_repeated[id_value] = row
+        if len(maybe_repeated) >= DUP_FLUSH:
+            sink(maybe_repeated)
+            maybe_repeated = {}
+    name = source.path.name
+    if total == 0:
+        raise SourceError(f"{name}: no data rows (the file has a header only)")
+    if malformed == total:
+        raise SourceError(f"{name}: every row is malformed (first, {first_malformed})")
+    if with_id == 0:
+        raise SourceError(f"{name}: every value of the id column {column_map.id_column!r} is empty")
+    sink(maybe_repeated)
+    return ScanResult(total, with_id, fingerprint())
+
+
+class RepeatedIds:
+    """Which ids of a chunk repeat, and their last row, without holding every repeated id.
+
+    Built from the journal's repeated ids (a stream), it asks the journal only about the
+    ids whose bit is set: the repeated ones and a few false alarms.
+    """
+
+    def __init__(self, ids: Iterator[str], lookup: Callable[[Sequence[str]], Mapping[str, int]]) -> None:
+        self._bits = BitSet()
+        self._any = False
+        for id_value in ids:
+            self._bits.add(id_value)
+            self._any = True
+        self._lookup = lookup
+
+    def __call__(self, ids: Sequence[str | None]) -> Mapping[str, int]:
+        if not self._any:
+            return {}
+        bits = self._bits
+        candidates = [v for v in ids if v is not None and v in bits]
+        return self._lookup(candidates) if candidates else {}
