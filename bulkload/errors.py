@@ -13,7 +13,8 @@ place.
     ├── StopResumable         exit 75: the job is paused and `resume` continues it
     │   ├── Interrupted       Ctrl-C / SIGTERM
     │   ├── QuotaExhausted    HubSpot's daily limit or --daily-budget spent
-    │   └── ApiUnavailable    transient failures outlasted the retry budget
+    │   ├── ApiUnavailable    transient failures outlasted the retry budget
+    │   └── SourceModified    the source file changed while the job was reading it to send
     ├── AuthError             exit 77: 401 / 403; the job is paused, not failed
     └── HubSpotError          protocol-level problems (see bulkload.hubspot.errors)
 """
@@ -77,6 +78,17 @@ class QuotaExhausted(StopResumable):
 
 class ApiUnavailable(StopResumable):
     """HubSpot kept failing transiently for longer than the retry budget allows."""
+
+
+class SourceModified(StopResumable):
+    """The source file changed (grew, shrank, was rewritten) after the scan, while the job
+    was reading it to send. No row read after the change was handed out; putting the
+    scanned file back lets `resume` continue, and `resume` refuses a different file."""
+
+    def __init__(self, message: str, *, path: str, change: str) -> None:
+        super().__init__(message)
+        self.path = path  # the file, as the job names it
+        self.change = change  # what changed, e.g. "size 1,234 -> 1,300 bytes"
 
 
 class AuthError(BulkloadError):
