@@ -180,3 +180,26 @@ def test_the_hashing_scan_and_the_change_check_work_across_a_restart(tmp_path: P
                 with path.open("ab") as f:
                     f.write(b"id-new,x,y\r\n")
     assert handed == [f"id-{r}" for r in range(1, 501)]
+
+
+@pytest.mark.parametrize("quoted", [True, False])
+@pytest.mark.parametrize("newline_at_end", [True, False])
+def test_a_long_cell_that_ends_the_file(tmp_path: Path, quoted: bool, newline_at_end: bool) -> None:
+    body = "b" * (3 * MIB)
+    cell = f'"{body}"' if quoted else body
+    text = build({}, 300) + f"id-301,x,{cell}" + ("\n" if newline_at_end else "")
+    path = tmp_path / "calls.csv"
+    path.write_text(text, encoding="utf-8")
+    check_against_reference(path, text)
+    last = list(open_source(path).chunks())[-1]
+    assert last.table.column(2).to_pylist()[-1] == body
+
+
+def test_a_long_malformed_record_is_one_malformed_row(tmp_path: Path) -> None:
+    text = build({}, 100) + 'id-101,x,"' + "m" * (1 * MIB) + '",extra\n' + "id-102,x,y\n"
+    path = tmp_path / "calls.csv"
+    path.write_text(text, encoding="utf-8")
+    check_against_reference(path, text)
+    malformed = [m for c in open_source(path).chunks() for m in c.malformed]
+    assert [(m.row_number, m.message) for m in malformed] == [(101, "expected 3 columns, got 4")]
+    assert len(malformed[0].text) > MIB
