@@ -12,10 +12,11 @@ values for HubSpot is mapping.py's job.
     Source.scan(columns, *, rows_per_chunk) -> SourceScan   # chunks + .fingerprint, one read
     fingerprint(path) -> Fingerprint; sniff_delimiter(sample) -> str | None
 
-Modules, in the order a read uses them: sniff (format, text checks, delimiter, names),
-csv_reader (the streaming CSV reader and its restarts), csv_numbering (row and line
-numbers), csv_quirks (the byte-level file wrappers, line offsets, quote checks), parquet,
-fingerprint (hashing and change checks), records (the records and the Source interface).
+Modules, in the order a read uses them: sniff (format, text checks, delimiter, the
+header), csv_reader (the streaming CSV reader and its restarts at long records),
+csv_numbering (row and line numbers), csv_quirks (the byte-level file wrappers, line
+offsets, quote checks), parquet, fingerprint (hashing and change checks), records (the
+records and the Source interface), arrays (small Arrow helpers).
 
 Numbering, CSV:
 

@@ -326,7 +326,7 @@ class _CsvReader:
             size = min(_FIRST_GROWN_BLOCK, cap)
         offset = line_offset(self.fd, line, self._newline, anchor=self.anchor)
         if offset is None:
-            raise SourceError(f"{path}: the file changed while it was being read (line {line:,} is gone)")
+            raise SourceError(f"{path}: the file changed while it was being read: line {line:,} is gone")
         self.detach()
         if self.header is None:
             self.header = header_line(self.fd, self._newline)

@@ -163,7 +163,7 @@ class FileWatch:
         info = os.fstat(fd)
 
         def fail(change: str) -> Exception:
-            return SourceError(f"{path}: the file changed while it was being read ({change})")
+            return SourceError(f"{path}: the file changed while it was being read: {change}")
 
         return cls(path, fd, info.st_size, info.st_mtime_ns, fail)
 
@@ -171,7 +171,7 @@ class FileWatch:
     def for_send(cls, path: Path, fd: int, expect: Fingerprint) -> FileWatch:
         def fail(change: str) -> Exception:
             return SourceModified(
-                f"{path}: the file changed since the scan ({change}); stopped before any row "
+                f"{path}: the file changed since the scan: {change}; stopped before any row "
                 "read after the change; put the scanned file back to resume",
                 path=str(path),
                 change=change,
@@ -215,7 +215,7 @@ def _describe(was: _Stat, now: _Stat) -> str:
     spec = "seconds"
     if _when(was.mtime_ns, spec) == _when(now.mtime_ns, spec):
         spec = "microseconds"
-    return f"same size, modified at {_when(now.mtime_ns, spec)} (was {_when(was.mtime_ns, spec)})"
+    return f"same size, modified at {_when(now.mtime_ns, spec)}, was {_when(was.mtime_ns, spec)}"
 
 
 def _when(ns: int, spec: str) -> str:

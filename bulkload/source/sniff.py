@@ -101,10 +101,11 @@ def check_delimiter(delimiter: str) -> str:
     if delimiter in ("\\t", "tab", "TAB"):
         return "\t"
     if len(delimiter) != 1:
-        raise SourceError(f"delimiter {delimiter!r}: give one character (or 'tab')")
+        raise SourceError(f"--delimiter {delimiter!r}: give one character (or 'tab')")
     if delimiter in "\"\r\n" or not delimiter.isascii():
         raise SourceError(
-            f"delimiter {delimiter!r}: not a quote, a line break or a non-ASCII character"
+            f"--delimiter {delimiter!r}: a delimiter cannot be a quote, a line break or a "
+            "non-ASCII character"
         )
     return delimiter
 
