@@ -13,6 +13,7 @@ import re
 import secrets
 import sqlite3
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -35,7 +36,7 @@ from bulkload.mapping import ColumnMap, resolve_columns
 from bulkload.models import FINISHED_STATES
 from bulkload.pipeline import RunResult, Runtime, exit_code_of, run
 from bulkload.replay import ReplayStage, RetryStats
-from bulkload.scan import scan_source
+from bulkload.scan import SCAN_CHUNK_ROWS, scan_source
 from bulkload.source import Fingerprint, Source, fingerprint, open_source
 from bulkload.stages import SourceStage, column_map_of
 from bulkload.status import job_entry, status_of
@@ -52,11 +53,14 @@ def new_job_id(source: Path) -> str:
 
 
 def _scan(journal: Journal, source: Source, column_map: ColumnMap) -> Fingerprint:
+    """The first pass, which also hashes the file: the one read before sending."""
     journal.reset_scan()
-    fp = fingerprint(source.path)
-    result = scan_source(source, column_map, sink=journal.add_superseding)
-    journal.complete_scan(result.total_rows, fp.to_dict())
-    return fp
+    read = source.scan([column_map.id_column], rows_per_chunk=SCAN_CHUNK_ROWS)
+    result = scan_source(source, column_map, sink=journal.add_superseding, chunks=read,
+                         fingerprint=lambda: read.fingerprint)
+    assert result.fingerprint is not None
+    journal.complete_scan(result.total_rows, result.fingerprint.to_dict())
+    return result.fingerprint
 
 
 def load(
@@ -71,7 +75,9 @@ def load(
     """Create a job for `config.source` and run it to the end (or to a resumable stop)."""
     rt = runtime or Runtime()
     in_force, choices = merge_tuning({}, tuning_choices(tuning))
-    source = open_source(config.source, config.source_format)
+    source = open_source(config.source, config.source_format, delimiter=config.delimiter)
+    # The delimiter detected is kept with the job: every resume reads the file the same way.
+    config = replace(config, delimiter=source.delimiter)
     column_map = column_map_of(source, config)
     job_id = job_id or new_job_id(config.source)
     if not re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_.-]*", job_id):
@@ -154,7 +160,7 @@ def check_source(journal: Journal) -> tuple[Source, JobConfig, Fingerprint]:
             raise SourceChanged(f"the job's source {path} changed since the job started: {change}")
         if current != expected:
             journal.update_fingerprint(current.to_dict())
-    return open_source(path, job.source_format), config, current
+    return open_source(path, job.source_format, delimiter=config.delimiter), config, current
 
 
 def resume(

@@ -20,7 +20,7 @@ from bulkload.stages import SourceStage, column_map_of
 
 
 def dry_run(config: JobConfig) -> dict[str, Any]:
-    source = open_source(config.source, config.source_format)
+    source = open_source(config.source, config.source_format, delimiter=config.delimiter)
     column_map = column_map_of(source, config)
     with tempfile.TemporaryDirectory(prefix="bulkload-dry-") as tmp, \
             Journal.create(Path(tmp) / "dry.sqlite") as journal:

@@ -109,7 +109,14 @@ class ApiUnavailable(StopResumable):
 
 
 class SourceModified(StopResumable):
-    """The source file changed after the scan: no row read after the change is sent."""
+    """The source file changed (grew, shrank, was rewritten) after the scan, while the job
+    was reading it to send. No row read after the change was handed out; putting the
+    scanned file back lets `resume` continue, and `resume` refuses a different file."""
+
+    def __init__(self, message: str, *, path: str, change: str) -> None:
+        super().__init__(message)
+        self.path = path  # the file, as the job names it
+        self.change = change  # what changed, e.g. "size 1,234 -> 1,300 bytes"
 
 
 class JournalWriteFailed(StopResumable):

@@ -84,7 +84,7 @@ class SourceStage:
         return self._plan(chunker, schema, start, prefix_row)
 
     def _plan(self, chunker: Chunker, schema: Schema, start: StartAt | None, prefix_row: int) -> Iterator[BatchPlan]:
-        for chunk in self.source.chunks(rows_per_chunk=SEND_CHUNK_ROWS, start=start):  # TODO expect
+        for chunk in self.source.chunks(rows_per_chunk=SEND_CHUNK_ROWS, start=start, expect=self.expect):
             trimmed = trim(chunk, prefix_row)
             if trimmed is not None:
                 yield from chunker.feed(map_chunk(trimmed, self.column_map, schema))

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pyarrow as pa
 
 from bulkload.chunker import Chunker
-from bulkload.models import BatchPlan, KnownBatch
 from bulkload.mapping import Schema, map_chunk, resolve_columns
+from bulkload.models import BatchPlan, KnownBatch
 from bulkload.source import MalformedRow, SourceChunk
 
 CM = resolve_columns(["external_call_id", "hs_call_title"], "external_call_id", {})

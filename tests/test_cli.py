@@ -163,7 +163,7 @@ def test_lower_layers_never_import_higher_ones() -> None:
         assert top in LAYER_OF, f"{rel}: put the new module in a layer"
         for module in _imports(path):
             parts = module.split(".")
-            if parts[0] != "bulkload" or len(parts) < 2 or parts[1] == "sandbox" and top in ("demo", "cli"):
+            if parts[0] != "bulkload" or len(parts) < 2 or (parts[1] == "sandbox" and top in ("demo", "cli")):
                 continue
             assert parts[1] != "sandbox", (str(rel), module)  # only the demo and the CLI run it
             assert LAYER_OF[parts[1]] <= LAYER_OF[top], (str(rel), "imports", module)

@@ -12,15 +12,15 @@ import pytest
 
 from bulkload.errors import EXIT_AUTH, EXIT_RESUMABLE, AuthError, InputError
 from bulkload.hubspot.client import HubSpotClient, UpsertResponse, parse_retry_after
-from bulkload.hubspot.responses import classify, embedded_validations, failures_from_multi_status
 from bulkload.hubspot.exceptions import (
     BatchRejected,
     RateLimited,
-    TransientError,
     RequestRejected,
+    TransientError,
     UnexpectedResponse,
 )
 from bulkload.hubspot.ratelimit import RateLimitInfo
+from bulkload.hubspot.responses import classify, embedded_validations, failures_from_multi_status
 from bulkload.hubspot.types import UpsertInput
 from bulkload.taxonomy import ErrorType
 

@@ -20,9 +20,9 @@ import pytest
 
 from bulkload.errors import EXIT_RESUMABLE, ApiUnavailable, AuthError, Interrupted, QuotaExhausted
 from bulkload.hubspot.client import HubSpotClient
+from bulkload.hubspot.exceptions import RequestRejected
 from bulkload.hubspot.ratelimit import RateLimiter, RateLimitInfo
 from bulkload.hubspot.types import UpsertInput
-from bulkload.hubspot.exceptions import RequestRejected
 from bulkload.models import BatchOutcome
 from bulkload.sender import RetryPolicy, Sender, next_midnight_utc
 
