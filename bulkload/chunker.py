@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from bisect import bisect_right
 from collections import deque
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import replace
 
 from bulkload.mapping import MappedChunk, row_data
@@ -95,8 +95,9 @@ class Chunker:
 
     # ---- rows ------------------------------------------------------------------------------
 
-    def feed(self, mapped: MappedChunk) -> list[BatchPlan]:
-        """Add a chunk's rows in order; return the batches they closed."""
+    def feed(self, mapped: MappedChunk) -> Iterator[BatchPlan]:
+        """Add a chunk's rows in order; yield the batches they close, as they close (so at
+        most one batch's source data of rows not sent is held at a time)."""
         rows = mapped.row_numbers
         winners = self._winners(mapped.ids) if rows else {}
         if mapped.chunk.malformed:
@@ -113,7 +114,7 @@ class Chunker:
             )
         return sorted(special)
 
-    def _feed_runs(self, mapped: MappedChunk, winners: Mapping[str, int]) -> list[BatchPlan]:
+    def _feed_runs(self, mapped: MappedChunk, winners: Mapping[str, int]) -> Iterator[BatchPlan]:
         """The common case: runs of plain rows become inputs a slice at a time.
 
         Every input's objectWriteTraceId is its source row number as text: unique per
@@ -144,10 +145,13 @@ class Chunker:
                     cur.refs.extend([(table, k) for k in range(pos, end)])
                 self._after_row(cur, rows[end - 1], out)
                 pos = end
+                yield from out
+                out.clear()
             if stop < n:
                 self._special_row(mapped, winners, stop, out)
                 pos = stop + 1
-        return out
+                yield from out
+                out.clear()
 
     def _special_row(self, mapped: MappedChunk, winners: Mapping[str, int], i: int, out: list[BatchPlan]) -> None:
         row_number, line, id_value = mapped.row_numbers[i], mapped.line_numbers[i], mapped.ids[i]
@@ -161,7 +165,7 @@ class Chunker:
             cur.failures.append(self._placed(mapped.failures[i], row_number, line, id_value, data))
         self._after_row(cur, row_number, out)
 
-    def _feed_rows(self, mapped: MappedChunk, winners: Mapping[str, int]) -> list[BatchPlan]:
+    def _feed_rows(self, mapped: MappedChunk, winners: Mapping[str, int]) -> Iterator[BatchPlan]:
         """Row by row, for chunks with malformed rows (they take their place between rows)."""
         out: list[BatchPlan] = []
         table = mapped.chunk.table
@@ -173,6 +177,8 @@ class Chunker:
                 self._add_malformed(malformed.popleft(), out)
             if i in special:
                 self._special_row(mapped, winners, i, out)
+                yield from out
+                out.clear()
                 continue
             cur = self._open(row_number, out, lines[i])
             if not cur.done:
@@ -181,9 +187,11 @@ class Chunker:
                 cur.input_lines.append(lines[i])
                 cur.refs.append((table, i))
             self._after_row(cur, row_number, out)
+            yield from out
+            out.clear()
         for m in malformed:  # malformed rows after the chunk's last good row
             self._add_malformed(m, out)
-        return out
+        yield from out
 
     def _add_malformed(self, m: MalformedRow, out: list[BatchPlan]) -> None:
         cur = self._open(m.row_number, out, m.line_number)

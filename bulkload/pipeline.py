@@ -52,6 +52,9 @@ from bulkload.sender import RetryPolicy, Sender
 from bulkload.status import resume_command
 
 GRACE_SECONDS = 10.0  # how long a graceful stop waits for in-flight requests
+# Batches with nothing to send (only superseded or failed rows) journaled in one turn at most:
+# a long run of them must not pile up in memory or in one transaction.
+MAX_CLOSED_PER_TURN = 8
 _POLL = 0.25
 
 
@@ -220,7 +223,7 @@ def _send_all(stage: Stage, journal: Journal, run_no: int, batches: Iterator[Bat
             claims: list[BatchPlan] = []
             closed: list[BatchPlan] = []
             while stop_error is None and not rt.stop.is_set() and not exhausted and inflight + len(claims) < \
-                    tuning.concurrency:
+                    tuning.concurrency and len(closed) < MAX_CLOSED_PER_TURN:
                 try:
                     meter.check()
                     plan = next(batches, None)

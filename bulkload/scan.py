@@ -23,7 +23,7 @@ from bulkload.mapping import ColumnMap, has_id, id_strings
 from bulkload.source import Fingerprint, Source, SourceChunk
 
 DUP_BITS = 1 << 27  # 16 MiB; ~0.75 % false alarms at 1M ids
-DUP_FLUSH = 50_000
+DUP_FLUSH = 10_000  # maybe-repeated ids held before they go to the journal
 SCAN_CHUNK_ROWS = 16_384
 
 
