@@ -6,7 +6,7 @@ from typing import Any
 
 import httpx
 
-from bulkload.sandbox import SandboxServer
+from bulkload.sandbox import SandboxProcess, SandboxServer
 
 TOKEN = "test-token"
 UPSERT = "/crm/v3/objects/calls/batch/upsert"
@@ -47,7 +47,9 @@ def batch(*inputs: dict[str, Any]) -> dict[str, Any]:
     return {"inputs": list(inputs)}
 
 
-def client_for(server: SandboxServer, token: str = TOKEN, **kwargs: Any) -> httpx.Client:
+def client_for(
+    server: SandboxServer | SandboxProcess, token: str = TOKEN, **kwargs: Any
+) -> httpx.Client:
     return httpx.Client(
         base_url=server.base_url, headers={"Authorization": f"Bearer {token}"}, **kwargs
     )
