@@ -35,6 +35,9 @@ def test_190_per_10_seconds_admits_190_and_refuses_the_191st(
                 "x-hubspot-ratelimit-max": "190",
                 "x-hubspot-ratelimit-remaining": str(189 - n),
                 "x-hubspot-ratelimit-interval-milliseconds": "10000",
+                # A private app's answers carry the day's usage (Professional: 650,000).
+                "x-hubspot-ratelimit-daily": "650000",
+                "x-hubspot-ratelimit-daily-remaining": str(649_999 - n),
             }
             clock.advance(0.05)
         refused = client.post(UPSERT, json=batch(call(1)))
