@@ -22,14 +22,22 @@ from __future__ import annotations
 
 from bulkload.sandbox.command import sandbox_command
 from bulkload.sandbox.config import FaultKind, SandboxConfig
+from bulkload.sandbox.objects import default_type_ids
+from bulkload.sandbox.owners import owner_email, owner_id
 from bulkload.sandbox.process import SandboxProcess
 from bulkload.sandbox.server import SandboxServer, serve
+from bulkload.sandbox.state import seeded_contact, seeded_contact_id
 
 __all__ = [
     "FaultKind",
     "SandboxConfig",
     "SandboxProcess",
     "SandboxServer",
+    "default_type_ids",
+    "owner_email",
+    "owner_id",
     "sandbox_command",
+    "seeded_contact",
+    "seeded_contact_id",
     "serve",
 ]

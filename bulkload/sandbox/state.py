@@ -36,8 +36,13 @@ from bulkload.sandbox.wire import iso_from_ms
 CONTACT_SEED_ID_BASE = 1_000_000  # seeded contact i has record id 1_000_000 + i
 
 
+def seeded_contact_id(i: int) -> str:
+    """The record id of seeded contact i (1-based)."""
+    return str(CONTACT_SEED_ID_BASE + i)
+
+
 def seeded_contact(i: int) -> dict[str, str]:
-    """The properties of seeded contact i (1-based)."""
+    """The properties of seeded contact i (1-based), as the seeding writes them."""
     return {
         "email": f"contact-{i:05d}@example.com",
         "firstname": FIRST_NAMES[(i - 1) % len(FIRST_NAMES)],

@@ -292,3 +292,18 @@ def test_cli_values_reach_the_config(monkeypatch: pytest.MonkeyPatch) -> None:
     assert runner.invoke(sandbox_command, ["--daily-limit", "lots"]).exit_code == 2
     assert runner.invoke(sandbox_command, ["--partial-status", "201"]).exit_code == 2
     assert runner.invoke(sandbox_command, ["--unique-property", "widgets.x"]).exit_code == 2
+
+
+def test_the_seeding_formulas_are_importable() -> None:
+    from bulkload.sandbox import (
+        default_type_ids,
+        owner_email,
+        owner_id,
+        seeded_contact,
+        seeded_contact_id,
+    )
+
+    assert owner_id(1) == OWNER_1 and owner_email(12) == "owner-012@example.com"
+    assert seeded_contact_id(7) == "1000007"
+    assert seeded_contact(7)["email"] == seeded_email(7)
+    assert default_type_ids()["calls"]["contacts"] == 194
