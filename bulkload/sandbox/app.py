@@ -1,25 +1,25 @@
 """The sandbox's HTTP face: a raw ASGI app (no framework, for speed) that routes
-HubSpot's paths and the `/_sandbox/` admin paths.
+HubSpot's paths (routes.py: both path families) and the `/_sandbox/` admin paths.
 
-For every API request, in order: latency, auth (401), rate limits (429),
-method and object type (405/404), scopes (403), an injected fault, and the
-handler. Every API answer after auth carries the rate-limit headers.
+For every API request, in order: counters, latency, auth (401), rate limits
+(429), object type and method (404/405), scopes (403), an injected fault (writes;
+reads too with `fault_reads`), and the handler. Every API answer after auth
+carries the rate-limit headers.
 """
 
 from __future__ import annotations
 
 import asyncio
-import re
 import urllib.parse
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import orjson
 
 from bulkload.sandbox.config import LOST_RESPONSE_FAULTS, FaultKind
 from bulkload.sandbox.faults import Fault, gateway_timeout, truncate
-from bulkload.sandbox.state import SandboxState
+from bulkload.sandbox.routes import Route, route
+from bulkload.sandbox.state import ObjectState, SandboxState
 from bulkload.sandbox.wire import (
     JSON_CONTENT_TYPE,
     ApiError,
@@ -38,29 +38,11 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 Headers = Sequence[tuple[bytes, bytes]]
 
-CALL_TYPES = frozenset({"calls", "0-48"})
-WRITE_SCOPES = ["crm.objects.contacts.write"]  # the calls upsert's security scope (SPEC-calls)
-SCHEMA_WRITE_SCOPES = ["crm.schemas.calls.write"]
+# Writes get faults; reads only with `fault_reads`.
+WRITE_KINDS = frozenset({"upsert", "associate"})
+OWNERS_SCOPES = ["crm.objects.owners.read"]
 
-_UPSERT = re.compile(r"/crm/(?:v3/objects|objects/2026-03)/([^/]+)/batch/upsert")
-_PROPERTIES = re.compile(r"/crm/v3/properties/([^/]+)(?:/([^/]+))?")
-
-
-@dataclass(frozen=True, slots=True)
-class Route:
-    kind: str  # "upsert" | "properties"
-    object_type: str
-    name: str | None = None  # a property name in /crm/v3/properties/{type}/{name}
-
-
-def route(path: str) -> Route | None:
-    match = _UPSERT.fullmatch(path)
-    if match:
-        return Route("upsert", match[1])
-    match = _PROPERTIES.fullmatch(path)
-    if match:
-        return Route("properties", match[1], match[2])
-    return None
+Handler = Callable[[bytes], tuple[int, bytes]]
 
 
 class SandboxApp:
@@ -91,7 +73,7 @@ class SandboxApp:
     async def _api(self, target: Route, scope: Scope, body: bytes, send: Send) -> None:
         state = self.state
         config = state.config
-        state.counters.request(config.clock(), 10.0)
+        state.counters.request(config.clock(), 10.0, target.family, target.kind)
         if config.latency_ms or config.latency_jitter_ms:
             jitter = config.latency_jitter_ms
             delay_ms = config.latency_ms + (
@@ -101,7 +83,7 @@ class SandboxApp:
 
         token = _bearer(scope["headers"])
         valid = token is not None and (
-            not state.tokens or token in state.tokens or token in state.read_only_tokens
+            not state.tokens or token in state.tokens or token in state.known_tokens
         )
         if token is None or not valid:
             await self._error(send, unauthorized(), ())
@@ -119,15 +101,14 @@ class SandboxApp:
             await self._send(send, 429, dumps(rate_limited(verdict.policy)), [*headers, *extra])
             return
 
-        method: str = scope["method"]
         try:
-            handler = self._handler(target, method, token in state.read_only_tokens)
+            handler = self._handler(target, scope, token)
         except ApiError as exc:
             await self._error(send, exc, headers)
             return
 
         fault = None
-        if target.kind == "upsert" or config.fault_reads:
+        if target.kind in WRITE_KINDS or config.fault_reads:
             fault = state.faults.draw()
         if fault is None:
             status, payload = _run(handler, body)
@@ -135,31 +116,77 @@ class SandboxApp:
         else:
             await self._faulty(fault, handler, body, send, headers)
 
-    def _handler(
-        self, target: Route, method: str, read_only: bool
-    ) -> Callable[[bytes], tuple[int, bytes]]:
-        """The function that answers this request, after the checks that come before faults."""
-        if target.object_type not in CALL_TYPES:
-            # The sandbox has only the calls object.
-            raise not_found(f"Unable to infer object type from: {target.object_type}")
-        if target.kind == "upsert":
-            if method != "POST":
-                raise _method_not_allowed(method)
+    def _object(self, name: str) -> ObjectState:
+        obj = self.state.object(name)
+        if obj is None:
+            raise not_found(f"Unable to infer object type from: {name}")
+        return obj
+
+    def _handler(self, target: Route, scope: Scope, token: str) -> Handler:
+        """The function that answers this request, after the checks that come before faults
+        (object types 404, methods 405, scopes 403)."""
+        state = self.state
+        method: str = scope["method"]
+        kind = target.kind
+        if kind == "owners":
+            _allow(method, "GET")
+            if token in state.no_owners_read_tokens:
+                raise missing_scopes(OWNERS_SCOPES)
+            query = _query(scope)
+            if target.name is not None:
+                owner_id = target.name
+                return lambda _body: self._get_owner(owner_id, query)
+            base_url = _base_url(scope)
+            return lambda _body: (200, dumps(state.owners.page(query, base_url)))
+
+        obj = self._object(target.object_type)
+        read_only = token in state.read_only_tokens
+        if kind == "upsert":
+            _allow(method, "POST")
             if read_only:
-                raise missing_scopes(WRITE_SCOPES)
-            return self._upsert
-        if target.name is not None:
-            if method != "GET":
-                raise _method_not_allowed(method)
-            name = target.name
-            return lambda _body: self._get_property(name)
+                raise missing_scopes(obj.obj.write_scopes)
+            return lambda body: self._upsert(obj, body, target)
+        if kind == "read":
+            _allow(method, "POST")
+            return lambda body: self._read(obj, body, target)
+        if kind in ("associate", "association_read"):
+            to_obj = self._object(target.to_object_type)
+            if kind == "association_read":
+                _allow(method, "GET")
+                record_id = target.name or ""
+                query, base_url = _query(scope), _base_url(scope)
+                return lambda _body: (
+                    200,
+                    dumps(state.associator.read(obj.obj, record_id, to_obj.obj, query, base_url)),
+                )
+            _allow(method, "POST")
+            if read_only:
+                raise missing_scopes(obj.obj.write_scopes)
+            action = target.name or ""
+            return lambda body: self._associate(action, obj, to_obj, body, target)
+        # properties
         if method == "GET":
-            return self._list_properties
-        if method == "POST":
-            if read_only:
-                raise missing_scopes(SCHEMA_WRITE_SCOPES)
-            return self._create_property
-        raise _method_not_allowed(method)
+            if token in state.no_schema_read_tokens:
+                raise missing_scopes(list(obj.obj.schema_scopes))
+            if target.name is not None:
+                name = target.name
+                return lambda _body: self._get_property(obj, name)
+            return lambda _body: (200, dumps({"results": obj.schema.to_json()}))
+        if target.name is not None:
+            raise _method_not_allowed(method)
+        _allow(method, "POST")
+        if read_only:
+            raise missing_scopes(obj.obj.schema_write_scopes)
+        return lambda body: self._create_property(obj, body)
+
+    def _partial_status(self, target: Route, action: str = "") -> int:
+        """The status of a batch answer that lists some failed inputs."""
+        forced = self.state.config.partial_status
+        if forced is not None:
+            return forced
+        if target.date_based or action == "associate/default":
+            return 200  # the 2025-09+ specs, and v4 associate/default's, list no 207
+        return 207
 
     async def _faulty(
         self,
@@ -197,30 +224,61 @@ class SandboxApp:
 
     # --- handlers: body -> (status, JSON bytes); ApiError for failures
 
-    def _upsert(self, body: bytes) -> tuple[int, bytes]:
-        outcome = self.state.upserter.run(body)
+    def _upsert(self, obj: ObjectState, body: bytes, target: Route) -> tuple[int, bytes]:
+        outcome = obj.upserter.run(body)
+        self.state.counters.wrote(obj.obj.name, outcome.created, outcome.updated, outcome.failed)
+        status = self._partial_status(target) if outcome.status == 207 else outcome.status
+        return status, outcome.body
+
+    def _read(self, obj: ObjectState, body: bytes, target: Route) -> tuple[int, bytes]:
+        outcome = obj.reader.run(body)
         counters = self.state.counters
-        counters.inputs_created += outcome.created
-        counters.inputs_updated += outcome.updated
-        counters.input_errors += outcome.failed
+        counters.reads += 1
+        counters.read_inputs += outcome.inputs
+        counters.read_found += outcome.found
+        counters.read_not_found += outcome.missing
+        return (self._partial_status(target) if outcome.missing else 200), outcome.body
+
+    def _associate(
+        self, action: str, obj: ObjectState, to_obj: ObjectState, body: bytes, target: Route
+    ) -> tuple[int, bytes]:
+        outcome = self.state.associator.batch(
+            action,
+            obj.obj,
+            to_obj.obj,
+            body,
+            partial_status=self._partial_status(target, action),
+            date_based=target.date_based,
+        )
+        counters = self.state.counters
+        if action == "archive":
+            counters.associations_archived += outcome.inputs
+        else:
+            counters.association_inputs += outcome.inputs
+            counters.associations_created += outcome.created
+            counters.association_errors += outcome.failed
         return outcome.status, outcome.body
 
-    def _list_properties(self, _body: bytes) -> tuple[int, bytes]:
-        return 200, dumps({"results": self.state.schema.to_json()})
-
-    def _get_property(self, name: str) -> tuple[int, bytes]:
-        prop = self.state.schema.get(name)
+    def _get_property(self, obj: ObjectState, name: str) -> tuple[int, bytes]:
+        prop = obj.schema.get(name)
         if prop is None:
-            raise not_found(f"Unable to find property {name} for object type 0-48")
+            raise not_found(f"Unable to find property {name} for object type {obj.obj.type_id}")
         return 200, dumps(prop.to_json())
 
-    def _create_property(self, body: bytes) -> tuple[int, bytes]:
+    def _create_property(self, obj: ObjectState, body: bytes) -> tuple[int, bytes]:
         try:
             doc = orjson.loads(body)
         except orjson.JSONDecodeError as exc:
             raise invalid_json(exc.msg, exc.lineno, exc.colno) from None
-        prop = self.state.create_property(doc)
+        prop = self.state.create_property(obj, doc)
         return 201, dumps(prop.to_json())
+
+    def _get_owner(self, owner_id: str, query: dict[str, list[str]]) -> tuple[int, bytes]:
+        archived = (query.get("archived") or ["false"])[0].lower() == "true"
+        owner = self.state.owners.get(owner_id, archived)
+        if owner is None:
+            raise not_found(f"Owner {owner_id} not found")
+        return 200, dumps(owner.to_json())
 
     # --- sending
 
@@ -259,8 +317,23 @@ class SandboxApp:
                 return 200, state.configure(**doc).to_json()
             if (method, action) == ("GET", "store"):
                 id_property = params.get("id_property", [None])[0]
-                records = state.records(id_property)
+                object_type = params.get("object_type", ["calls"])[0]
+                records = state.records(id_property, object_type)
                 return 200, {"count": len(records), "records": records}
+            if (method, action) == ("POST", "records"):
+                if not isinstance(doc, dict) or not isinstance(doc.get("records"), list):
+                    return 400, {"error": 'expected {"object_type": ..., "records": [{...}]}'}
+                ids = state.create_records(str(doc.get("object_type", "calls")), doc["records"])
+                return 200, {"ids": ids}
+            if (method, action) == ("GET", "associations"):
+                one = {k: v[0] for k, v in params.items()}
+                missing = [k for k in ("from", "id", "to") if k not in one]
+                if missing:
+                    return 400, {"error": f"missing query parameter(s): {', '.join(missing)}"}
+                links = state.record_associations(one["from"], one["id"], one["to"])
+                return 200, {"results": links}
+            if (method, action) == ("GET", "owners"):
+                return 200, {"results": state.owners_json()}
             if (method, action) == ("GET", "counters"):
                 return 200, state.counters_json()
             if (method, action) == ("POST", "reset"):
@@ -274,7 +347,7 @@ class SandboxApp:
             if (method, action) == ("POST", "reset-daily"):
                 state.reset_daily()
                 return 200, {"status": "ok"}
-        except (TypeError, ValueError) as exc:
+        except (TypeError, ValueError, KeyError) as exc:
             return 400, {"error": str(exc)}
         return 404, {"error": f"no admin endpoint {method} /_sandbox/{action}"}
 
@@ -284,6 +357,25 @@ def _run(handler: Callable[[bytes], tuple[int, bytes]], body: bytes) -> tuple[in
         return handler(body)
     except ApiError as exc:
         return exc.status, dumps(exc.body)
+
+
+def _allow(method: str, allowed: str) -> None:
+    if method != allowed:
+        raise _method_not_allowed(method)
+
+
+def _query(scope: Scope) -> dict[str, list[str]]:
+    return urllib.parse.parse_qs(scope["query_string"].decode("latin-1"))
+
+
+def _base_url(scope: Scope) -> str:
+    """The request's own URL without the query, for paging links."""
+    host = "127.0.0.1"
+    for name, value in scope["headers"]:
+        if name == b"host":
+            host = value.decode("latin-1")
+            break
+    return f"http://{host}{scope['path']}"
 
 
 def _method_not_allowed(method: str) -> ApiError:
@@ -322,18 +414,16 @@ async def _send(
     headers: Headers,
     content_type: bytes = JSON_CONTENT_TYPE,
 ) -> None:
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [
-                (b"content-type", content_type),
-                (b"content-length", str(len(payload)).encode()),
-                *headers,
-            ],
-        }
-    )
-    await send({"type": "http.response.body", "body": payload})
+    if status == 204:  # No Content: no body, so neither its type nor its length
+        start = list(headers)
+    else:
+        start = [
+            (b"content-type", content_type),
+            (b"content-length", str(len(payload)).encode()),
+            *headers,
+        ]
+    await send({"type": "http.response.start", "status": status, "headers": start})
+    await send({"type": "http.response.body", "body": payload if status != 204 else b""})
 
 
 async def _drop(send: Send) -> None:

@@ -10,7 +10,13 @@ from typing import Any
 
 import click
 
-from bulkload.sandbox.config import FaultKind, SandboxConfig, make_config, parse_rate_limit
+from bulkload.sandbox.config import (
+    FaultKind,
+    SandboxConfig,
+    make_config,
+    normalise_required,
+    parse_rate_limit,
+)
 from bulkload.sandbox.server import serve
 
 _FAULT_KINDS = ", ".join(kind.value for kind in FaultKind)
@@ -20,6 +26,28 @@ _DEFAULTS = SandboxConfig()
 def _rate_limit(ctx: click.Context, param: click.Parameter, value: str) -> tuple[int | None, float]:
     try:
         return parse_rate_limit(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
+def _daily_limit(ctx: click.Context, param: click.Parameter, value: str) -> int | None:
+    text = value.strip().lower()
+    if text in ("off", "none", "0"):
+        return None
+    try:
+        limit = int(text.replace("_", "").replace(",", ""))
+    except ValueError:
+        raise click.BadParameter(f"expected a number of requests or 'off', not {value!r}") from None
+    if limit < 1:
+        raise click.BadParameter("the daily limit must be positive (or 'off')")
+    return limit
+
+
+def _required(
+    ctx: click.Context, param: click.Parameter, values: tuple[str, ...]
+) -> dict[str, tuple[str, ...]]:
+    try:
+        return normalise_required(list(values))
     except ValueError as exc:
         raise click.BadParameter(str(exc)) from None
 
@@ -45,8 +73,9 @@ def _faults(
     "sandbox",
     epilog=(
         "Admin endpoints (no auth): GET /_sandbox/health, GET|POST /_sandbox/config, "
-        "GET /_sandbox/store[?id_property=NAME], GET /_sandbox/counters, "
-        "POST /_sandbox/reset, POST /_sandbox/reset-daily."
+        "GET /_sandbox/store[?object_type=OBJECT&id_property=NAME], POST /_sandbox/records, "
+        "GET /_sandbox/associations?from=OBJECT&id=ID&to=OBJECT, GET /_sandbox/owners, "
+        "GET /_sandbox/counters, POST /_sandbox/reset, POST /_sandbox/reset-daily."
     ),
 )
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
@@ -69,14 +98,74 @@ def _faults(
     "read_only_tokens",
     multiple=True,
     metavar="TOKEN",
-    help="A token without the write scope: upserts answer 403 MISSING_SCOPES (repeatable).",
+    help="A token without the write scopes: writes answer 403 MISSING_SCOPES (repeatable).",
+)
+@click.option(
+    "--oauth-token",
+    "oauth_tokens",
+    multiple=True,
+    metavar="TOKEN",
+    help="An OAuth app's token: no daily limit and no Daily headers, as HubSpot answers OAuth apps (repeatable).",
+)
+@click.option(
+    "--no-schema-read-token",
+    "no_schema_read_tokens",
+    multiple=True,
+    metavar="TOKEN",
+    help="A token without the schema-read scope: GET properties answers 403 (repeatable).",
+)
+@click.option(
+    "--no-owners-read-token",
+    "no_owners_read_tokens",
+    multiple=True,
+    metavar="TOKEN",
+    help="A token without crm.objects.owners.read: GET owners answers 403 (repeatable).",
 )
 @click.option(
     "--unique-property",
     "unique_properties",
     multiple=True,
-    metavar="NAME",
-    help="Add a unique-value string property besides external_call_id (repeatable; at most 10 in all).",
+    metavar="[OBJECT.]NAME",
+    help="Add a unique-value string property to an object (calls when no OBJECT is given) "
+    "besides its own (external_call_id, external_contact_id, ...; repeatable; at most 10 per object).",
+)
+@click.option(
+    "--require-property",
+    "required_properties",
+    multiple=True,
+    metavar="[OBJECT.]NAME",
+    callback=_required,
+    help="A portal validation rule (HubSpot's 2026-09 write validation): every create and "
+    "update of OBJECT (calls when not given) must set NAME, else 400 VALIDATION_ERROR "
+    "MISSING_REQUIRED_PROPERTY (repeatable; switch at run time through POST /_sandbox/config).",
+)
+@click.option(
+    "--owners",
+    type=click.IntRange(min=0),
+    default=_DEFAULTS.owners,
+    show_default=True,
+    help="Seed N owners: owner i has id 10000000+7919*i and e-mail owner-{i:03d}@example.com.",
+)
+@click.option(
+    "--archived-owners",
+    type=click.IntRange(min=0),
+    default=0,
+    show_default=True,
+    help="Seed N more owners (after --owners), archived: not valid hubspot_owner_id values.",
+)
+@click.option(
+    "--contacts",
+    type=click.IntRange(min=0, max=10_000_000),
+    default=0,
+    show_default=True,
+    help="Seed N contacts: contact i has e-mail contact-{i:05d}@example.com and record id 1000000+i.",
+)
+@click.option(
+    "--partial-status",
+    type=click.Choice(["200", "207"]),
+    default=None,
+    help="How a batch with some failed inputs is answered (numErrors and errors are in the body "
+    "either way). Default: 207 on /crm/v3 and /crm/v4 paths, 200 on date-based ones.",
 )
 @click.option(
     "--latency-ms",
@@ -103,9 +192,12 @@ def _faults(
 )
 @click.option(
     "--daily-limit",
-    type=click.IntRange(min=1),
-    default=None,
-    help="Per-account daily request limit (default: none, and no Daily headers).",
+    default=str(_DEFAULTS.daily_limit),
+    show_default=True,
+    metavar="N|off",
+    callback=_daily_limit,
+    help="Per-account daily request limit (a Professional account's by default); "
+    "'off' removes it and the Daily headers.",
 )
 @click.option(
     "--count-rejected/--no-count-rejected",
@@ -126,7 +218,7 @@ def _faults(
     default=0.0,
     show_default=True,
     metavar="P",
-    help="Probability of an injected transient fault per upsert, spread over all kinds.",
+    help="Probability of an injected transient fault per write (upsert, association), spread over all kinds.",
 )
 @click.option(
     "--fault",
@@ -140,7 +232,8 @@ def _faults(
     "--fault-reads/--no-fault-reads",
     default=False,
     show_default=True,
-    help="Inject faults into the properties API too (default: upserts only).",
+    help="Inject faults into reads too: batch read, properties, owners, association reads "
+    "(default: writes only).",
 )
 @click.option(
     "--lost-write-applied",
@@ -210,20 +303,24 @@ def sandbox_command(
     config_json: str | None,
     **options: Any,
 ) -> None:
-    """Run a local HubSpot-compatible server for calls batch upserts.
+    """Run a local HubSpot-compatible server.
 
-    It serves POST /crm/v3/objects/calls/batch/upsert (also 0-48 and
-    /crm/objects/2026-03/calls/...) and the calls Properties API with
-    HubSpot's status codes, bodies and rate-limit headers. It always defines
-    HubSpot's default call properties plus the unique string property
-    external_call_id. Prints 'listening on http://HOST:PORT' once it accepts
-    connections; stop it with Ctrl-C.
+    It serves batch upsert and batch read of every CRM object (calls, contacts,
+    companies, deals, tickets, emails, meetings, notes, tasks and the custom
+    object p_machines, by name or type id), their Properties API, the owners API
+    and associations, in both path families (/crm/v3, /crm/v4 and
+    /crm/.../2026-03/...), with HubSpot's status codes, bodies and rate-limit
+    headers. Every object has HubSpot's default properties plus a unique string
+    property (external_call_id, external_contact_id, ...). Prints 'listening on
+    http://HOST:PORT' once it accepts connections; stop it with Ctrl-C.
     """
+    partial = options.pop("partial_status")
     try:
         config = make_config(
             rate_limit_max=rate_limit[0],
             rate_limit_window_s=rate_limit[1],
             fault_probabilities=faults,
+            partial_status=int(partial) if partial else None,
             **options,
         )
         if config_json:

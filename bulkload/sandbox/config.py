@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Literal
 
-from bulkload.sandbox.schema import Schema
+from bulkload.sandbox.objects import build_schema, group_by_object, resolve
 
 Mode = Literal["multi_status", "strict"]
 UnknownProperties = Literal["error", "ignore"]
@@ -68,29 +68,52 @@ def system_clock() -> float:
     return time.time()
 
 
+PROFESSIONAL_DAILY_LIMIT = 650_000  # HubSpot's changelog figure for Professional accounts
+
+
 @dataclass(frozen=True)
 class SandboxConfig:
     """How the sandbox behaves. Every field has a HubSpot-like default.
 
-    Tokens: with `tokens` empty, any non-empty bearer token is accepted.
-    `read_only_tokens` are always accepted but lack the write scope (403).
+    Tokens: with `tokens` empty, any non-empty bearer token is accepted. The
+    tokens of the other lists are always accepted: `read_only_tokens` lack the
+    write scopes (403 on writes), `no_schema_read_tokens` the schema-read scope
+    (403 on GET properties), `no_owners_read_tokens` the owners scope (403 on GET
+    owners), and `oauth_tokens` are OAuth apps' tokens (no daily limit and no
+    Daily headers, as HubSpot answers OAuth apps).
     """
 
     # --- auth
     tokens: tuple[str, ...] = ()
     read_only_tokens: tuple[str, ...] = ()
+    oauth_tokens: tuple[str, ...] = ()
+    no_schema_read_tokens: tuple[str, ...] = ()
+    no_owners_read_tokens: tuple[str, ...] = ()
     # --- schema
-    unique_properties: tuple[str, ...] = ()  # added to `external_call_id`
+    # Added to each object's own unique property: `NAME` (calls) or `OBJECT.NAME`.
+    unique_properties: tuple[str, ...] = ()
     unknown_properties: UnknownProperties = "error"  # "ignore": drop them silently
     coerce_non_string_values: bool = False  # JSON numbers/booleans/null read as text
     portal_id: int = 21458763
+    # The portal's validation rule (HubSpot's 2026-09 write validation): object name ->
+    # properties every create and update of that object must set.
+    required_properties: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    # --- portal data, seeded deterministically (see owners.py and state.py)
+    owners: int = 25  # owner i has id 10_000_000 + 7919 * i
+    archived_owners: int = 0  # owners owners+1 .. owners+archived_owners, archived
+    contacts: int = 0  # contact i has email contact-{i:05d}@example.com, id 1_000_000 + i
     # --- outcomes
     mode: Mode = "multi_status"
     max_inputs: int = 100
+    max_association_inputs: int = 2000
+    # How a batch with some failed inputs is answered (numErrors and errors are in the
+    # body either way): None answers 207 on v3/v4 paths (200 for v4 associate/default,
+    # whose spec has no 207) and 200 on date-based paths; 200 or 207 forces one.
+    partial_status: int | None = None
     # --- rate limits (a batch request counts as one request)
     rate_limit_max: int | None = 190  # None: no burst limit
     rate_limit_window_s: float = 10.0
-    daily_limit: int | None = None  # None: no daily limit (and no Daily headers)
+    daily_limit: int | None = PROFESSIONAL_DAILY_LIMIT  # None: no daily limit, no Daily headers
     rate_limit_counts_rejected: bool = False  # do 429'd requests use up the window?
     retry_after: bool = False  # send Retry-After on 429
     # --- latency, applied to every API answer
@@ -133,10 +156,31 @@ class SandboxConfig:
             raise ValueError(f"unknown fault kind(s) {sorted(unknown)}; known: {kinds}")
         if sum(self.fault_table().values()) > 1.0 + 1e-9:
             raise ValueError("fault probabilities add up to more than 1")
-        if self.max_inputs < 1:
-            raise ValueError("max_inputs must be at least 1")
-        # Building the schema checks the unique property names (pattern, clashes, at most 10).
-        Schema(self.unique_properties)
+        if self.max_inputs < 1 or self.max_association_inputs < 1:
+            raise ValueError("max_inputs and max_association_inputs must be at least 1")
+        if self.partial_status not in (None, 200, 207):
+            raise ValueError(f"partial_status must be 200 or 207, not {self.partial_status!r}")
+        for name in ("owners", "archived_owners", "contacts"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must not be negative")
+        if self.contacts > 10_000_000:
+            raise ValueError("contacts must be at most 10,000,000")
+        for key, names in self.required_properties.items():
+            obj = resolve(key)
+            if obj is None or obj.name != key:
+                raise ValueError(f"required_properties: unknown object {key!r}")
+            schema = build_schema(obj)
+            for name in names:
+                prop = schema.get(name)
+                if prop is None or prop.read_only_value:
+                    raise ValueError(
+                        f"required_properties: {obj.name} has no writable property {name!r}"
+                    )
+        # Building the schemas checks the unique property names (pattern, clashes, at most 10).
+        for object_name, names in group_by_object(self.unique_properties).items():
+            obj = resolve(object_name)
+            assert obj is not None
+            build_schema(obj, names)
 
     def fault_table(self) -> dict[FaultKind, float]:
         """Each kind's probability per request: its own knob plus its share of fault_rate."""
@@ -169,7 +213,14 @@ class SandboxConfig:
         return out
 
 
-_TUPLE_FIELDS = ("tokens", "read_only_tokens", "unique_properties")
+_TUPLE_FIELDS = (
+    "tokens",
+    "read_only_tokens",
+    "oauth_tokens",
+    "no_schema_read_tokens",
+    "no_owners_read_tokens",
+    "unique_properties",
+)
 
 
 def _normalise(changes: Mapping[str, Any]) -> dict[str, Any]:
@@ -187,7 +238,29 @@ def _normalise(changes: Mapping[str, Any]) -> dict[str, Any]:
         out["lost_write_applied"] = float(out["lost_write_applied"])
     if "fault_probabilities" in out:
         out["fault_probabilities"] = dict(out["fault_probabilities"])
+    if "required_properties" in out:
+        out["required_properties"] = normalise_required(out["required_properties"])
     return out
+
+
+def normalise_required(value: Any) -> dict[str, tuple[str, ...]]:
+    """The validation rule from JSON-ish shapes: {"calls": ["hs_call_body"]}, a list of
+    `OBJECT.PROPERTY` strings, or one such string. Object names may be any alias
+    (`call`, `0-48`); the result is keyed by the plural name."""
+    if isinstance(value, str):
+        value = [value]
+    if isinstance(value, Mapping):
+        items = []
+        for key, names in value.items():
+            obj = resolve(str(key))
+            if obj is None:
+                raise ValueError(f"required_properties: unknown object {key!r}")
+            for name in [names] if isinstance(names, str) else names:
+                items.append(f"{obj.name}.{name}")
+        value = items
+    if not isinstance(value, list | tuple):
+        raise ValueError("required_properties must map objects to property names")
+    return group_by_object(str(v) for v in value)
 
 
 def make_config(**fields: Any) -> SandboxConfig:

@@ -16,6 +16,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterable, Mapping
 from types import TracebackType
 from typing import Any
 
@@ -128,10 +129,30 @@ class SandboxProcess:
         result: dict[str, Any] = self._request("POST", "config", json=changes)
         return result
 
-    def store_records(self, id_property: str | None = None) -> dict[str, dict[str, str]]:
-        params = {"id_property": id_property} if id_property else {}
+    def store_records(
+        self, id_property: str | None = None, object_type: str = "calls"
+    ) -> dict[str, dict[str, str]]:
+        params = {"object_type": object_type}
+        if id_property:
+            params["id_property"] = id_property
         records: dict[str, dict[str, str]] = self._request("GET", "store", params=params)["records"]
         return records
+
+    def create_records(self, object_type: str, records: Iterable[Mapping[str, str]]) -> list[str]:
+        body = {"object_type": object_type, "records": [dict(r) for r in records]}
+        ids: list[str] = self._request("POST", "records", json=body)["ids"]
+        return ids
+
+    def record_associations(
+        self, from_object: str, object_id: str, to_object: str
+    ) -> dict[str, list[int]]:
+        params = {"from": from_object, "id": object_id, "to": to_object}
+        links: dict[str, list[int]] = self._request("GET", "associations", params=params)["results"]
+        return links
+
+    def owners(self) -> list[dict[str, Any]]:
+        owners: list[dict[str, Any]] = self._request("GET", "owners")["results"]
+        return owners
 
     def counters(self) -> dict[str, Any]:
         result: dict[str, Any] = self._request("GET", "counters")

@@ -8,7 +8,9 @@ themselves extend the lockout is not documented, so `counts_rejected` makes the
 stricter reading available.
 
 The daily counter resets when the clock passes midnight UTC (HubSpot resets at
-midnight in the account's time zone), or on `reset_daily()`.
+midnight in the account's time zone), or on `reset_daily()`. Private-app tokens
+get the Daily headers on every answer; OAuth tokens (`oauth_tokens`) neither
+count against the daily limit nor get Daily headers, as HubSpot answers OAuth apps.
 """
 
 from __future__ import annotations
@@ -42,7 +44,10 @@ class RateLimiter:
         self.window_s = config.rate_limit_window_s
         self.daily_limit = config.daily_limit
         self.counts_rejected = config.rate_limit_counts_rejected
+        self.oauth_tokens = frozenset(config.oauth_tokens)
         self._interval = str(round(self.window_s * 1000)).encode()
+        self._max = str(self.max_requests).encode()
+        self._daily = str(self.daily_limit).encode()
 
     def reset_daily(self) -> None:
         self.daily_used = 0
@@ -69,9 +74,10 @@ class RateLimiter:
                 window.popleft()
             in_window = len(window)
 
+        daily = self.daily_limit is not None and token not in self.oauth_tokens
         policy: str | None = None
         retry_after = 0.0
-        if self.daily_limit is not None and self.daily_used >= self.daily_limit:
+        if daily and self.daily_limit is not None and self.daily_used >= self.daily_limit:
             policy = "DAILY"
             retry_after = (day + 1) * 86_400 - now
         elif (
@@ -84,19 +90,20 @@ class RateLimiter:
             if window is not None:
                 window.append(now)
                 in_window += 1
-            self.daily_used += 1
+            if daily:
+                self.daily_used += 1
 
         headers: list[tuple[bytes, bytes]] = []
         if self.max_requests is not None:
             remaining = max(0, self.max_requests - in_window)
             headers += [
-                (b"x-hubspot-ratelimit-max", str(self.max_requests).encode()),
+                (b"x-hubspot-ratelimit-max", self._max),
                 (b"x-hubspot-ratelimit-remaining", str(remaining).encode()),
                 (b"x-hubspot-ratelimit-interval-milliseconds", self._interval),
             ]
-        if self.daily_limit is not None:
+        if daily and self.daily_limit is not None:
             headers += [
-                (b"x-hubspot-ratelimit-daily", str(self.daily_limit).encode()),
+                (b"x-hubspot-ratelimit-daily", self._daily),
                 (
                     b"x-hubspot-ratelimit-daily-remaining",
                     str(max(0, self.daily_limit - self.daily_used)).encode(),

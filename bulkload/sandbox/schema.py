@@ -1,8 +1,8 @@
-"""The calls object's property schema: HubSpot's default call properties, the
-unique-value properties, and the Properties API's create rules.
+"""One CRM object's property schema: its properties (HubSpot's defaults come from
+catalog.py), the unique-value properties, and the Properties API's create rules.
 
 Validation compiles its rules from this same schema, so a property created
-through `POST /crm/v3/properties/calls` is writable by the next upsert.
+through `POST /crm/v3/properties/{object}` is writable by the next upsert.
 """
 
 from __future__ import annotations
@@ -16,9 +16,7 @@ from bulkload.sandbox.validate import Rule, compile_rule, normalize_string
 from bulkload.sandbox.wire import ApiError, api_error, missing_attributes
 
 GROUP = "callinformation"  # HubSpot's real default group name for calls is not documented
-EXTERNAL_ID = "external_call_id"
 MAX_UNIQUE = 10  # "up to ten unique ID properties per object" (DOC-props)
-REQUIRED_ON_CREATE = ("hs_timestamp",)
 _DEFAULTS_CREATED_AT = "2020-01-01T00:00:00.000Z"
 
 PROPERTY_TYPES = frozenset(
@@ -54,7 +52,7 @@ class Option:
 
 @dataclass(frozen=True, slots=True)
 class PropertyDef:
-    """One property of the calls object, as `GET /crm/v3/properties/calls` shows it."""
+    """One property of an object, as `GET /crm/v3/properties/{object}` shows it."""
 
     name: str
     label: str
@@ -69,12 +67,13 @@ class PropertyDef:
     external_options: bool = False
     referenced_object_type: str | None = None
     integral: bool = False  # a number HubSpot keeps as a long (INVALID_LONG, not INVALID_INTEGER)
+    email: bool = False  # a contact e-mail: INVALID_EMAIL, stored lower-cased
     display_order: int = -1
     created_at: str = _DEFAULTS_CREATED_AT
     updated_at: str = _DEFAULTS_CREATED_AT
     extra: Mapping[str, Any] = field(default_factory=dict)  # other PropertyCreate fields, echoed
 
-    def rule(self) -> Rule:
+    def rule(self, owner_ids: set[str] | None = None) -> Rule:
         return compile_rule(
             self.type,
             self.field_type,
@@ -82,6 +81,8 @@ class PropertyDef:
             read_only=self.read_only_value,
             integral=self.integral,
             owner=self.referenced_object_type == "OWNER",
+            owner_ids=owner_ids,
+            email=self.email,
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -127,191 +128,20 @@ class PropertyDef:
         return body
 
 
-def _enum(
-    name: str, label: str, options: Iterable[tuple[str, str]], description: str
+def unique_string_property(
+    name: str,
+    created_at: str = _DEFAULTS_CREATED_AT,
+    *,
+    singular: str = "call",
+    group: str = GROUP,
 ) -> PropertyDef:
-    return PropertyDef(
-        name,
-        label,
-        "enumeration",
-        "select",
-        description,
-        options=tuple(Option(value, text) for value, text in options),
-    )
-
-
-_CALL_STATUSES = (
-    "BUSY",
-    "CALLING_CRM_USER",
-    "CANCELED",
-    "COMPLETED",
-    "CONNECTING",
-    "FAILED",
-    "IN_PROGRESS",
-    "NO_ANSWER",
-    "QUEUED",
-    "RINGING",
-)
-_DISPOSITIONS = (  # HubSpot's default call outcomes (DOC-calls)
-    ("9d9162e7-6cf3-4944-bf63-4dff82258764", "Busy"),
-    ("f240bbac-87c9-4f6e-bf70-924b57d47db7", "Connected"),
-    ("a4c4c377-d246-4b32-a13b-75a56a4cd0ff", "Left live message"),
-    ("b2cf5968-551e-4856-9783-52b3da59a7d0", "Left voicemail"),
-    ("73a0d17f-1163-4015-bdd5-ec830791da20", "No answer"),
-    ("17b47fee-58de-441e-a44c-c6300d46f273", "Wrong number"),
-)
-
-DEFAULT_PROPERTIES: tuple[PropertyDef, ...] = (
-    PropertyDef(
-        "hs_timestamp",
-        "Activity date",
-        "datetime",
-        "date",
-        "When the call happened; places it on the record timeline. Required on create.",
-    ),
-    PropertyDef("hs_call_title", "Call title", "string", "text", "The title of the call."),
-    PropertyDef(
-        "hs_call_body", "Call notes", "string", "html", "The description or notes of the call."
-    ),
-    _enum(
-        "hs_call_direction",
-        "Call direction",
-        (("INBOUND", "Inbound"), ("OUTBOUND", "Outbound")),
-        "The direction of the call from the HubSpot user's perspective.",
-    ),
-    _enum(
-        "hs_call_status",
-        "Call status",
-        ((s, s.replace("_", " ").title()) for s in _CALL_STATUSES),
-        "The status of the call.",
-    ),
-    PropertyDef(
-        "hs_call_duration",
-        "Call duration",
-        "number",
-        "number",
-        "The duration of the call in milliseconds.",
-        integral=True,
-    ),
-    _enum("hs_call_disposition", "Call outcome", _DISPOSITIONS, "The outcome of the call."),
-    PropertyDef(
-        "hs_call_from_number",
-        "From number",
-        "string",
-        "text",
-        "The phone number that placed the call.",
-    ),
-    PropertyDef(
-        "hs_call_to_number",
-        "To number",
-        "string",
-        "text",
-        "The phone number that received the call.",
-    ),
-    PropertyDef(
-        "hs_call_recording_url",
-        "Recording URL",
-        "string",
-        "text",
-        "The URL of the call recording (.mp3 or .wav).",
-    ),
-    _enum(
-        "hs_call_source",
-        "Call source",
-        (("INTEGRATIONS_PLATFORM", "Integrations platform"),),
-        "Where the call came from; if set, INTEGRATIONS_PLATFORM.",
-    ),
-    PropertyDef(
-        "hs_call_callee_object_id",
-        "Callee object ID",
-        "number",
-        "number",
-        "The ID of the record that is the callee (inbound) or dialer (outbound).",
-        integral=True,
-    ),
-    _enum(
-        "hs_call_callee_object_type",
-        "Callee object type",
-        (("CONTACT", "Contact"), ("COMPANY", "Company")),
-        "The type of the callee record.",
-    ),
-    PropertyDef(
-        "hs_call_external_id",
-        "External ID",
-        "string",
-        "text",
-        "The ID of the call in the calling app.",
-    ),
-    PropertyDef(
-        "hs_call_has_voicemail",
-        "Has voicemail",
-        "bool",
-        "booleancheckbox",
-        "Whether the call left a voicemail.",
-        options=(Option("true", "Yes"), Option("false", "No")),
-    ),
-    # Portal-defined options in HubSpot; free text here rather than invented options.
-    PropertyDef(
-        "hs_activity_type", "Call and meeting type", "string", "text", "The type of the call."
-    ),
-    PropertyDef(
-        "hs_attachment_ids",
-        "Attachment IDs",
-        "string",
-        "text",
-        "IDs of the call's attachments, ;-separated.",
-    ),
-    PropertyDef(
-        "hubspot_owner_id",
-        "Activity assigned to",
-        "enumeration",
-        "select",
-        "The owner of the call (shown as its creator).",
-        external_options=True,
-        referenced_object_type="OWNER",
-    ),
-    PropertyDef(
-        "hs_body_preview",
-        "Body preview",
-        "string",
-        "text",
-        "A preview of the call notes.",
-        read_only_value=True,
-    ),
-    PropertyDef(
-        "hs_object_id",
-        "Record ID",
-        "number",
-        "number",
-        "The record's unique ID.",
-        read_only_value=True,
-    ),
-    PropertyDef(
-        "hs_createdate",
-        "Create date",
-        "datetime",
-        "date",
-        "When the record was created.",
-        read_only_value=True,
-    ),
-    PropertyDef(
-        "hs_lastmodifieddate",
-        "Last modified date",
-        "datetime",
-        "date",
-        "When the record was last modified.",
-        read_only_value=True,
-    ),
-)
-
-
-def unique_string_property(name: str, created_at: str = _DEFAULTS_CREATED_AT) -> PropertyDef:
     return PropertyDef(
         name,
         name.replace("_", " ").capitalize(),
         "string",
         "text",
-        "A unique identifier of the call in the source system.",
+        f"A unique identifier of the {singular} in the source system.",
+        group_name=group,
         has_unique_value=True,
         hubspot_defined=False,
         created_at=created_at,
@@ -320,9 +150,32 @@ def unique_string_property(name: str, created_at: str = _DEFAULTS_CREATED_AT) ->
 
 
 class Schema:
-    """The calls properties and their compiled rules."""
+    """One object's properties and their compiled rules.
 
-    def __init__(self, extra_unique: Iterable[str] = ()) -> None:
+    `unique_default` is the object's own unique string property (external_call_id
+    for calls), `extra_unique` the ones `--unique-property` adds. `id_keys` are
+    properties that may be an upsert's or a read's idProperty without being
+    flagged hasUniqueValue (contacts' `email`, as HubSpot allows). Owner
+    properties check against `owner_ids`, the portal's live set of owner ids.
+    """
+
+    def __init__(
+        self,
+        extra_unique: Iterable[str] = (),
+        *,
+        type_id: str = "0-48",
+        defaults: Iterable[PropertyDef] = (),
+        unique_default: str | None = None,
+        singular: str = "call",
+        group: str = GROUP,
+        id_keys: Iterable[str] = (),
+        owner_ids: set[str] | None = None,
+    ) -> None:
+        self.type_id = type_id
+        self.singular = singular
+        self.group = group
+        self.owner_ids = owner_ids
+        self.id_keys = frozenset(id_keys)
         self.properties: dict[str, PropertyDef] = {}
         self.rules: dict[str, Rule] = {}
         # Tables for the validation fast path: every writable name; the plain
@@ -331,9 +184,10 @@ class Schema:
         self.plain: set[str] = set()
         self.checked: dict[str, Rule] = {}
         self.multi: set[str] = set()
-        for default in DEFAULT_PROPERTIES:
+        for default in defaults:
             self.add(default)
-        for name in (EXTERNAL_ID, *extra_unique):
+        names = (*((unique_default,) if unique_default else ()), *extra_unique)
+        for name in names:
             unique = self.new_unique_string(name)
             if unique is not None:
                 self.add(unique)
@@ -355,10 +209,10 @@ class Schema:
             raise ValueError(f"{name!r} is not a valid property name (lowercase, digits, _)")
         if len(self.unique_names()) >= MAX_UNIQUE:
             raise ValueError(f"at most {MAX_UNIQUE} unique properties per object")
-        return unique_string_property(name, created_at)
+        return unique_string_property(name, created_at, singular=self.singular, group=self.group)
 
     def add(self, prop: PropertyDef) -> None:
-        rule = prop.rule()
+        rule = prop.rule(self.owner_ids)
         self.properties[prop.name] = prop
         self.rules[prop.name] = rule
         if rule.read_only:
@@ -377,11 +231,19 @@ class Schema:
     def unique_names(self) -> list[str]:
         return [p.name for p in self.properties.values() if p.has_unique_value]
 
+    def index_names(self) -> list[str]:
+        """What the record store indexes: the unique properties and the id keys."""
+        return [*self.unique_names(), *(k for k in self.id_keys if k in self.properties)]
+
+    def is_id_property(self, name: str) -> bool:
+        prop = self.properties.get(name)
+        return prop is not None and (prop.has_unique_value or name in self.id_keys)
+
     def to_json(self) -> list[dict[str, Any]]:
         return [p.to_json() for p in self.properties.values()]
 
     def check_new(self, body: Any, now_iso: str) -> PropertyDef:
-        """The PropertyDef a `POST /crm/v3/properties/calls` body asks for, or ApiError."""
+        """The PropertyDef a `POST /crm/v3/properties/{object}` body asks for, or ApiError."""
         if not isinstance(body, dict):
             raise missing_attributes(
                 "PropertyCreate", ["name", "label", "type", "fieldType", "groupName"]
@@ -422,7 +284,7 @@ class Schema:
                 raise api_error(
                     400,
                     f"Unable to create property {name}: the limit of {MAX_UNIQUE} unique value "
-                    f"properties for object type 0-48 has been reached",
+                    f"properties for object type {self.type_id} has been reached",
                     "VALIDATION_ERROR",
                 )
         options = _read_options(body.get("options"))

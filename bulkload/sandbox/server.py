@@ -13,7 +13,7 @@ import gc
 import socket
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from types import TracebackType
 from typing import Any, TextIO, TypeVar
 
@@ -176,10 +176,32 @@ class SandboxServer:
         """Change config fields at runtime (store_path excepted); returns the new config."""
         return self._call(lambda state: state.configure(**changes))
 
-    def store_records(self, id_property: str | None = None) -> dict[str, dict[str, str]]:
-        """Stored records keyed by the id value each was created with (or by `id_property`),
-        each the record's properties including hs_object_id, hs_createdate, hs_lastmodifieddate."""
-        return self._call(lambda state: state.records(id_property))
+    def store_records(
+        self, id_property: str | None = None, object_type: str = "calls"
+    ) -> dict[str, dict[str, str]]:
+        """Stored records of `object_type` (any name: `contacts`, `contact`, `0-1`) keyed
+        by the id value each was created with (or by `id_property`), each the record's
+        properties including hs_object_id and its create/modified timestamps."""
+        return self._call(lambda state: state.records(id_property, object_type))
+
+    def create_records(self, object_type: str, records: Iterable[Mapping[str, str]]) -> list[str]:
+        """Create records of any object from property values (checked like an upsert's,
+        without required properties or validation rules); returns their record ids."""
+        rows = [dict(r) for r in records]
+        return self._call(lambda state: state.create_records(object_type, rows))
+
+    def record_associations(
+        self, from_object: str, object_id: str, to_object: str
+    ) -> dict[str, list[int]]:
+        """{to record id: association type ids} of one record, e.g.
+        record_associations("calls", "50000000001", "contacts") -> {"1000001": [194]}."""
+        return self._call(
+            lambda state: state.record_associations(from_object, object_id, to_object)
+        )
+
+    def owners(self) -> list[dict[str, Any]]:
+        """Every owner (archived ones too), as GET /crm/v3/owners shows them."""
+        return self._call(lambda state: state.owners_json())
 
     def counters(self) -> CountersJson:
         return self._call(lambda state: state.counters_json())

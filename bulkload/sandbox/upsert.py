@@ -1,10 +1,11 @@
-"""Batch upsert of calls: HubSpot's request checks, per-input validation, the
-200 / 207 / 400 / 409 decision, and the write.
+"""Batch upsert of one object's records: HubSpot's request checks, per-input
+validation, the 200 / 207 / 400 / 409 decision, and the write.
 
 The checks run in the order HubSpot's own layers would meet them: the body is
 read as the request type (Jackson: "Invalid input JSON ..."), then the batch
 rules (size, idProperty, duplicate ids), then each input's properties, then
-create-vs-update rules (required properties, unique-value conflicts).
+create-vs-update rules (required properties, the portal's validation rules,
+unique-value conflicts).
 
 Outcome (HUBSPOT.md 1.4, checklist 7):
   all inputs valid                                   -> 200, all written
@@ -14,6 +15,10 @@ Outcome (HUBSPOT.md 1.4, checklist 7):
                                                         error for the whole request
                                                         (400, or 409 for a conflict),
                                                         nothing written
+
+Contacts upserted by `email` get no partial upsert (DOC-objects: "Partial upserts
+are not supported when using email as the idProperty"): one failing input fails
+the whole request, trace ids or not.
 """
 
 from __future__ import annotations
@@ -26,12 +31,13 @@ from typing import Any
 import orjson
 
 from bulkload.sandbox.config import SandboxConfig
-from bulkload.sandbox.schema import REQUIRED_ON_CREATE, Schema
+from bulkload.sandbox.objects import CALLS, ObjectType
+from bulkload.sandbox.schema import Schema
 from bulkload.sandbox.store import Record, RecordStore
 from bulkload.sandbox.validate import MAX_STRING_LENGTH, doesnt_exist_issue, read_only_issue
 from bulkload.sandbox.wire import (
-    OBJECT_TYPE_ID,
-    REQUIRED_MESSAGE,
+    RULE_CODE,
+    RULE_MESSAGE,
     ApiError,
     ErrorDetail,
     UpsertResult,
@@ -39,7 +45,12 @@ from bulkload.sandbox.wire import (
     dumps,
     invalid_json,
     iso_from_ms,
+    json_kind,
     missing_attributes,
+    non_unique_message,
+    required_message,
+    rule_detail_message,
+    too_many_inputs,
 )
 
 _BATCH_TYPE = "BatchInputSimplePublicObjectBatchInputUpsert"
@@ -65,9 +76,9 @@ class _Input:
 @dataclass(frozen=True, slots=True)
 class _Failure:
     position: int
-    kind: str  # "invalid" | "required" | "conflict"
+    kind: str  # "invalid" | "required" | "rule" | "conflict"
     issues: tuple[Issue, ...] = ()  # invalid: the property errors
-    missing: tuple[str, ...] = ()  # required: the properties not set
+    missing: tuple[str, ...] = ()  # required, rule: the properties not set
     message: str = ""  # conflict: the message
 
 
@@ -81,14 +92,25 @@ class UpsertOutcome:
 
 
 class Upserter:
-    """Runs batch upserts against a schema and a record store."""
+    """Runs batch upserts of one object against its schema and record store."""
 
-    def __init__(self, schema: Schema, store: RecordStore, config: SandboxConfig) -> None:
+    def __init__(
+        self,
+        schema: Schema,
+        store: RecordStore,
+        config: SandboxConfig,
+        obj: ObjectType = CALLS,
+    ) -> None:
         self.schema = schema
         self.store = store
+        self.obj = obj
+        self.required_groups = obj.required
+        self.required_message = required_message(obj.label)
         self.configure(config)
 
     def configure(self, config: SandboxConfig) -> None:
+        # The portal's validation rule: properties every write of this object must set.
+        self.rule: tuple[str, ...] = tuple(config.required_properties.get(self.obj.name, ()))
         self.mode = config.mode
         self.max_inputs = config.max_inputs
         self.ignore_unknown = config.unknown_properties == "ignore"
@@ -109,7 +131,8 @@ class Upserter:
         if failures:
             traces = [i.trace for i in inputs]
             unique_traces = None not in traces and len(set(traces)) == len(traces)
-            if self.mode != "multi_status" or not unique_traces:
+            by_email = self.obj.email_key and any(i.id_property == "email" for i in inputs)
+            if self.mode != "multi_status" or not unique_traces or by_email:
                 raise self._whole_request_error(failures[0])
 
         failed_at = {f.position for f in failures}
@@ -117,6 +140,7 @@ class Upserter:
         now_iso = iso_from_ms(now_ms)
         store = self.store
         multi = self.schema.multi
+        created_name, modified_name = store.created_name, store.modified_name
         results: list[UpsertResult] = []
         created = 0
         for item in inputs:
@@ -131,12 +155,12 @@ class Upserter:
                 created += 1
             else:
                 store.update(record, values, now_ms, now_iso)
-            # `values` now carries hs_object_id, hs_createdate and hs_lastmodifieddate.
+            # `values` now carries hs_object_id and the create/modified timestamps.
             result: UpsertResult = {
                 "id": values["hs_object_id"],
                 "properties": values,
-                "createdAt": values["hs_createdate"],
-                "updatedAt": values["hs_lastmodifieddate"],
+                "createdAt": values[created_name],
+                "updatedAt": values[modified_name],
                 "archived": False,
                 "new": record is None,
             }
@@ -169,22 +193,17 @@ class Upserter:
             raise invalid_json(exc.msg, exc.lineno, exc.colno) from None
         if not isinstance(doc, dict):
             raise invalid_json(
-                f"Cannot deserialize value of type `{_BATCH_TYPE}` from {_kind(doc)} value"
+                f"Cannot deserialize value of type `{_BATCH_TYPE}` from {json_kind(doc)} value"
             )
         raw_inputs = doc.get("inputs")
         if raw_inputs is None:
             raise missing_attributes(_BATCH_TYPE, ["inputs"])
         if not isinstance(raw_inputs, list):
             raise invalid_json(
-                f"Cannot deserialize value of type `java.util.ArrayList` from {_kind(raw_inputs)} value"
+                f"Cannot deserialize value of type `java.util.ArrayList` from {json_kind(raw_inputs)} value"
             )
         if len(raw_inputs) > self.max_inputs:
-            raise api_error(
-                400,
-                f"The maximum number of inputs supported in a batch request is {self.max_inputs}. "
-                "Please reduce the number of items and try again",
-                "VALIDATION_ERROR",
-            )
+            raise too_many_inputs(self.max_inputs)
         fast = self._read_plain_batch(raw_inputs)
         if fast is not None:
             return fast
@@ -231,7 +250,7 @@ class Upserter:
         for position, item in enumerate(raw_inputs):
             if type(item) is not dict:
                 raise invalid_json(
-                    f"Cannot deserialize value of type `{_INPUT_TYPE}` from {_kind(item)} value"
+                    f"Cannot deserialize value of type `{_INPUT_TYPE}` from {json_kind(item)} value"
                 )
             id_value = item.get("id")
             props = item.get("properties")
@@ -246,7 +265,7 @@ class Upserter:
                 )
             if type(props) is not dict:
                 raise invalid_json(
-                    f"Cannot deserialize value of type `java.util.LinkedHashMap` from {_kind(props)} value"
+                    f"Cannot deserialize value of type `java.util.LinkedHashMap` from {json_kind(props)} value"
                 )
             id_property = item.get("idProperty")
             if id_property is None:
@@ -318,7 +337,7 @@ class Upserter:
                 return "true" if value else "false"
             return str(value)
         raise invalid_json(
-            f"Cannot deserialize value of type `java.lang.String` from {_kind(value)} value "
+            f"Cannot deserialize value of type `java.lang.String` from {json_kind(value)} value "
             f'(through reference chain: {_BATCH_TYPE}["inputs"]->java.util.ArrayList[{position}]'
             f'->{_INPUT_TYPE}["{name}"])'
         )
@@ -327,21 +346,19 @@ class Upserter:
 
     def _check_id_properties(self, inputs: list[_Input]) -> None:
         for name in dict.fromkeys(i.id_property for i in inputs):
-            prop = self.schema.get(name)
-            if prop is None or not prop.has_unique_value:
-                raise api_error(
-                    400,
-                    f"Unable to perform update/upsert by non-unique {OBJECT_TYPE_ID} property {name}",
-                    "VALIDATION_ERROR",
-                )
+            if not self.schema.is_id_property(name):
+                raise api_error(400, non_unique_message(self.obj.type_id, name), "VALIDATION_ERROR")
 
     def _check_duplicates(self, inputs: list[_Input]) -> None:
         seen: set[str] = set()
         duplicates: dict[str, None] = {}
+        # E-mails are one address whatever their case (HubSpot stores them lower-cased).
+        fold = self.obj.email_key
         for item in inputs:
-            if item.id_value in seen:
+            key = item.id_value.lower() if fold and item.id_property == "email" else item.id_value
+            if key in seen:
                 duplicates[item.id_value] = None
-            seen.add(item.id_value)
+            seen.add(key)
         if duplicates:
             ids = list(duplicates)
             raise api_error(
@@ -358,6 +375,9 @@ class Upserter:
         rules = self.schema.rules
         plain = self.schema.plain
         unique_names = list(store.index)
+        required_groups = self.required_groups
+        rule = self.rule
+        title = self.obj.title
         failures: list[_Failure] = []
         # Who each unique value will belong to after this batch (see _claims);
         # built only when an input sets a unique property besides its idProperty.
@@ -367,22 +387,32 @@ class Upserter:
                 failures.append(_Failure(item.position, "invalid", tuple(item.issues)))
                 continue
             id_property, id_value = item.id_property, item.id_value
-            valid_id = (
-                len(id_value) <= MAX_STRING_LENGTH
-                if id_property in plain
-                else rules[id_property].normalize(id_value) is not None
-            )
-            if not valid_id:
+            if id_property in plain:
+                normal = id_value if len(id_value) <= MAX_STRING_LENGTH else None
+            else:
+                normal = rules[id_property].normalize(id_value)
+            if normal is None:
                 code, message = rules[id_property].describe(id_property, id_value)
                 failures.append(_Failure(item.position, "invalid", ((id_property, code, message),)))
                 continue
             values = item.values
-            values[id_property] = id_value  # `id` wins over a value in properties
-            record = item.record = store.find(id_property, id_value)
+            values[id_property] = item.id_value = normal  # `id` wins over a value in properties
+            record = item.record = store.find(id_property, normal)
             if record is None:
-                missing = tuple(name for name in REQUIRED_ON_CREATE if not values.get(name))
+                missing: tuple[str, ...] = ()
+                for group in required_groups:  # at least one of each group must be set
+                    for name in group:
+                        if values.get(name):
+                            break
+                    else:
+                        missing += group
                 if missing:
                     failures.append(_Failure(item.position, "required", missing=missing))
+                    continue
+            if rule:
+                unset = tuple(name for name in rule if not values.get(name))
+                if unset:
+                    failures.append(_Failure(item.position, "rule", missing=unset))
                     continue
             for name in unique_names:
                 value = values.get(name) if name != id_property else None
@@ -390,16 +420,14 @@ class Upserter:
                     continue
                 holder = store.find(name, value)
                 if holder is not None and holder is not record:
-                    message = f"Call already exists. Existing ID: {holder.object_id}"
+                    message = f"{title} already exists. Existing ID: {holder.object_id}"
                     failures.append(_Failure(item.position, "conflict", message=message))
                     break
                 if claims is None:
                     claims = self._claims(inputs)
                 owner = _owner(item)
                 if claims.setdefault((name, value), owner) != owner:
-                    message = (
-                        f"Call already exists. Another input in this batch sets {name} to {value}"
-                    )
+                    message = f"{title} already exists. Another input in this batch sets {name} to {value}"
                     failures.append(_Failure(item.position, "conflict", message=message))
                     break
         return failures
@@ -411,11 +439,20 @@ class Upserter:
         for item in inputs:
             if item.issues or item.id_property not in self.store.index:
                 continue
-            record = self.store.find(item.id_property, item.id_value)
-            claims[(item.id_property, item.id_value)] = (
+            key = self._id_key(item)
+            if key is None:
+                continue
+            record = self.store.find(item.id_property, key)
+            claims[(item.id_property, key)] = (
                 record.object_id if record is not None else -(item.position + 1)
             )
         return claims
+
+    def _id_key(self, item: _Input) -> str | None:
+        """The input's id as stored (e-mails lower-cased), or None if it is invalid."""
+        if item.id_property in self.schema.plain:
+            return item.id_value if len(item.id_value) <= MAX_STRING_LENGTH else None
+        return self.schema.rules[item.id_property].normalize(item.id_value)
 
     # --- step 4: the write (in run)
 
@@ -463,9 +500,14 @@ class Upserter:
         if failure.kind == "required":
             return api_error(
                 400,
-                REQUIRED_MESSAGE,
+                self.required_message,
                 "VALIDATION_ERROR",
                 context={"properties": list(failure.missing)},
+            )
+        if failure.kind == "rule":
+            # Names the rule's properties, never the input (no trace id, no id).
+            return api_error(
+                400, RULE_MESSAGE, "VALIDATION_ERROR", errors=_rule_details(failure.missing)
             )
         return api_error(409, failure.message, "CONFLICT")
 
@@ -483,8 +525,16 @@ class Upserter:
             return {
                 "status": "error",
                 "category": "VALIDATION_ERROR",
-                "message": REQUIRED_MESSAGE,
+                "message": self.required_message,
                 "context": {"objectWriteTraceId": traces, "properties": list(failure.missing)},
+            }
+        if failure.kind == "rule":
+            return {
+                "status": "error",
+                "category": "VALIDATION_ERROR",
+                "message": RULE_MESSAGE,
+                "context": {"objectWriteTraceId": traces},
+                "errors": _rule_details(failure.missing),
             }
         return {
             "status": "error",
@@ -498,15 +548,12 @@ def _owner(item: _Input) -> int:
     return item.record.object_id if item.record is not None else -(item.position + 1)
 
 
-def _kind(value: Any) -> str:
-    if value is None:
-        return "Null"
-    if isinstance(value, bool):
-        return "Boolean"
-    if isinstance(value, int | float):
-        return "Number"
-    if isinstance(value, dict):
-        return "Object"
-    if isinstance(value, list):
-        return "Array"
-    return "String"
+def _rule_details(missing: tuple[str, ...]) -> list[ErrorDetail]:
+    return [
+        {
+            "message": rule_detail_message(name),
+            "code": RULE_CODE,
+            "context": {"propertyName": [name]},
+        }
+        for name in missing
+    ]

@@ -221,11 +221,52 @@ def _multi_normalizer(options: dict[str, str]) -> Normalizer:
 
 
 def normalize_owner(value: str) -> str | None:
+    """Any owner-shaped id (digits): the rule when no owner directory is given."""
     return value if _LONG.fullmatch(value) and not value.startswith("-") else None
 
 
 def _describe_owner(name: str, value: str) -> tuple[str, str]:
     return "INVALID_OPTION", f"{value} was not a valid owner id."
+
+
+def _owner_rule(owner_ids: set[str], read_only: bool) -> Rule:
+    """Only the id of an existing, non-archived owner. `owner_ids` is the portal's live
+    set (owners change at run time), so the rule reads it on every call."""
+
+    def normalize(value: str) -> str | None:
+        return value if value in owner_ids else None
+
+    def bulk(values: list[str]) -> bool:
+        return owner_ids.issuperset(values)
+
+    return Rule(normalize, _describe_owner, read_only, bulk=bulk)
+
+
+# An address HubSpot would take: a dotted local part, a dotted domain of labels, and a
+# top-level domain of at least two letters (`name@domain.x` is refused, HUBSPOT.md 1.5).
+_EMAIL_LOCAL = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*"
+_EMAIL_DOMAIN = r"(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,63}"
+_EMAIL = re.compile(f"{_EMAIL_LOCAL}@{_EMAIL_DOMAIN}")
+MAX_EMAIL_LENGTH = 254
+# Already stored form (lower case) only, so a passing column needs no rewriting.
+_bulk_lower_email = _joined_check(
+    f"{_EMAIL_LOCAL.replace('A-Za-z', 'a-z')}@{_EMAIL_DOMAIN.replace('A-Za-z', 'a-z')}"
+)
+
+
+def _bulk_email(values: list[str]) -> bool:
+    return max(map(len, values)) <= MAX_EMAIL_LENGTH and _bulk_lower_email(values)
+
+
+def normalize_email(value: str) -> str | None:
+    """HubSpot stores contact e-mails lower-cased, and matches them case-insensitively."""
+    if len(value) > MAX_EMAIL_LENGTH or _EMAIL.fullmatch(value) is None:
+        return None
+    return value.lower()
+
+
+def _describe_email(name: str, value: str) -> tuple[str, str]:
+    return "INVALID_EMAIL", f"Email address {value} is invalid"
 
 
 def read_only_issue(name: str) -> tuple[str, str]:
@@ -244,10 +285,20 @@ def compile_rule(
     read_only: bool = False,
     integral: bool = False,
     owner: bool = False,
+    owner_ids: set[str] | None = None,
+    email: bool = False,
 ) -> Rule:
-    """The rule for a property of HubSpot `type`/`fieldType` with option values `options`."""
+    """The rule for a property of HubSpot `type`/`fieldType` with option values `options`.
+
+    `owner`: a property referencing owners; with `owner_ids` only those ids pass.
+    `email`: a contact e-mail (INVALID_EMAIL, stored lower-cased).
+    """
     if owner:
+        if owner_ids is not None:
+            return _owner_rule(owner_ids, read_only)
         return Rule(normalize_owner, _describe_owner, read_only, bulk=_bulk_owner)
+    if email:
+        return Rule(normalize_email, _describe_email, read_only, bulk=_bulk_email)
     if type_ == "datetime":
         return Rule(normalize_datetime, _invalid_long, read_only, bulk=_bulk_datetime)
     if type_ == "date":

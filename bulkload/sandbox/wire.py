@@ -15,8 +15,6 @@ import orjson
 
 JSON_CONTENT_TYPE = b"application/json;charset=utf-8"
 
-OBJECT_TYPE_ID = "0-48"
-OBJECT_NAME = "CALL"  # as in "Error creating CALL."
 
 AUTH_MESSAGE = (
     "Authentication credentials not found. This API supports OAuth 2.0 authentication and "
@@ -26,8 +24,42 @@ SCOPES_MESSAGE = (
     "This app hasn't been granted all required scopes to make this call. "
     "Read more about required scopes here: https://developers.hubspot.com/scopes."
 )
-# Two spaces after the period, as the captured bodies have it.
-REQUIRED_MESSAGE = f"Error creating {OBJECT_NAME}.  Some required properties were not set."
+# Validation rules of the portal (HubSpot's 2026-09 write validation): the wording of
+# the changelog's example for a property required by the portal.
+RULE_MESSAGE = "The property values provided are invalid"
+RULE_CODE = "MISSING_REQUIRED_PROPERTY"
+
+
+def required_message(label: str) -> str:
+    """`Error creating CALL.  Some required properties were not set.` (two spaces after
+    the period, as the captured bodies have it)."""
+    return f"Error creating {label}.  Some required properties were not set."
+
+
+def rule_detail_message(name: str) -> str:
+    return f"A value for {name} must be provided"
+
+
+def not_found_message(label: str) -> str:
+    """A batch read's OBJECT_NOT_FOUND error, as captured from HubSpot."""
+    return (
+        f"Could not get some {label} objects, they may be deleted or not exist. "
+        "Check that ids are valid."
+    )
+
+
+def non_unique_message(type_id: str, name: str) -> str:
+    return f"Unable to perform update/upsert by non-unique {type_id} property {name}"
+
+
+def too_many_inputs(limit: int) -> ApiError:
+    return api_error(
+        400,
+        f"The maximum number of inputs supported in a batch request is {limit}. "
+        "Please reduce the number of items and try again",
+        "VALIDATION_ERROR",
+    )
+
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -144,6 +176,30 @@ def missing_attributes(type_name: str, names: list[str]) -> ApiError:
         f"Cannot build {type_name}, some of required attributes are not set [{', '.join(names)}]"
     )
     return invalid_json(reason)
+
+
+def json_kind(value: Any) -> str:
+    """Jackson's name for the JSON type of `value` ("Number", "Object", ...)."""
+    if value is None:
+        return "Null"
+    if isinstance(value, bool):
+        return "Boolean"
+    if isinstance(value, int | float):
+        return "Number"
+    if isinstance(value, dict):
+        return "Object"
+    if isinstance(value, list):
+        return "Array"
+    return "String"
+
+
+def non_string(value: Any, batch_type: str, position: int, field: str) -> ApiError:
+    """A JSON number (or other non-string) where HubSpot's schema says string."""
+    return invalid_json(
+        f"Cannot deserialize value of type `java.lang.String` from {json_kind(value)} value "
+        f'(through reference chain: {batch_type}["inputs"]->java.util.ArrayList[{position}]'
+        f'->["{field}"])'
+    )
 
 
 def unauthorized() -> ApiError:

@@ -178,3 +178,141 @@ def test_properties_api_parses(sandbox: SandboxServer) -> None:
     data, status, _ = upsert(hubspot(sandbox), upsert_body(("K-1", GOOD), id_property="crm_key"))
     assert status == 200
     assert data.results[0].properties["crm_key"] == "K-1"
+
+
+# --- the other endpoints the SDK wraps: batch read, owners, associations v4
+
+
+def test_batch_read_parses_found_and_not_found(start_sandbox: Callable[..., SandboxServer]) -> None:
+    from hubspot.crm.objects import (
+        BatchReadInputSimplePublicObjectId,
+        BatchResponseSimplePublicObject,
+        BatchResponseSimplePublicObjectWithErrors,
+        SimplePublicObjectId,
+    )
+
+    sandbox = start_sandbox(contacts=2)
+    body = BatchReadInputSimplePublicObjectId(
+        id_property="email",
+        properties=["email", "firstname"],
+        properties_with_history=[],
+        inputs=[SimplePublicObjectId(id="Contact-00001@example.com")],
+    )
+    batch_api = hubspot(sandbox).crm.objects.batch_api
+    data, status, _ = batch_api.read_with_http_info(
+        "contacts", batch_read_input_simple_public_object_id=body
+    )
+    assert status == 200
+    assert isinstance(data, BatchResponseSimplePublicObject)
+    (result,) = data.results
+    assert result.id == "1000001" and result.properties["email"] == "contact-00001@example.com"
+    assert isinstance(result.created_at, datetime)
+
+    body.inputs.append(SimplePublicObjectId(id="nobody@example.com"))
+    data, status, _ = batch_api.read_with_http_info(
+        "contacts", batch_read_input_simple_public_object_id=body
+    )
+    assert status == 207
+    assert isinstance(data, BatchResponseSimplePublicObjectWithErrors)
+    assert data.num_errors == 1
+    assert data.errors[0].category == "OBJECT_NOT_FOUND"
+    assert data.errors[0].context == {"ids": ["nobody@example.com"]}
+
+
+def test_owners_api_parses_and_pages(start_sandbox: Callable[..., SandboxServer]) -> None:
+    sandbox = start_sandbox(owners=30)
+    owners_api = hubspot(sandbox).crm.owners.owners_api
+    page = owners_api.get_page(limit=20)
+    assert [o.id for o in page.results][:2] == ["10007919", "10015838"]
+    assert page.results[0].email == "owner-001@example.com"
+    assert isinstance(page.results[0].created_at, datetime)
+    assert page.results[0].teams[0].primary is True
+    rest = owners_api.get_page(limit=20, after=page.paging.next.after)
+    assert len(rest.results) == 10 and rest.paging is None
+    assert owners_api.get_page(email="owner-030@example.com").results[0].user_id == 9_000_030
+    assert owners_api.get_by_id("10007919").first_name == page.results[0].first_name
+
+
+def test_associations_v4_parse(start_sandbox: Callable[..., SandboxServer]) -> None:
+    from hubspot.crm.associations.v4 import (
+        AssociationSpec,
+        BatchInputPublicAssociationMultiPost,
+        BatchInputPublicDefaultAssociationMultiPost,
+        BatchResponseLabelsBetweenObjectPair,
+        BatchResponseLabelsBetweenObjectPairWithErrors,
+        BatchResponsePublicDefaultAssociation,
+        PublicAssociationMultiPost,
+        PublicDefaultAssociationMultiPost,
+        PublicObjectId,
+    )
+
+    sandbox = start_sandbox(contacts=2)
+    client = hubspot(sandbox)
+    data, _, _ = upsert(client, upsert_body(("A-1", GOOD)))
+    call_id = data.results[0].id
+    v4 = client.crm.associations.v4
+    default = v4.batch_api.create_default(
+        "calls",
+        "contacts",
+        batch_input_public_default_association_multi_post=BatchInputPublicDefaultAssociationMultiPost(
+            inputs=[
+                PublicDefaultAssociationMultiPost(
+                    _from=PublicObjectId(id=call_id), to=PublicObjectId(id="1000001")
+                ),
+                PublicDefaultAssociationMultiPost(
+                    _from=PublicObjectId(id=call_id), to=PublicObjectId(id="999")
+                ),
+            ]
+        ),
+    )
+    assert isinstance(default, BatchResponsePublicDefaultAssociation)  # not None: a 200
+    assert default.results[0].association_spec.association_type_id == 194
+    assert default.results[0].to.id == "1000001"
+    assert default.num_errors == 1
+    assert default.errors[0].context["toObjectId"] == ["999"]
+
+    spec = [AssociationSpec(association_category="HUBSPOT_DEFINED", association_type_id=194)]
+    created = v4.batch_api.create(
+        "calls",
+        "contacts",
+        batch_input_public_association_multi_post=BatchInputPublicAssociationMultiPost(
+            inputs=[
+                PublicAssociationMultiPost(
+                    _from=PublicObjectId(id=call_id), to=PublicObjectId(id="1000002"), types=spec
+                )
+            ]
+        ),
+    )
+    assert isinstance(created, BatchResponseLabelsBetweenObjectPair)  # a 201
+    assert created.results[0].to_object_id == "1000002"
+    partial = v4.batch_api.create(
+        "calls",
+        "contacts",
+        batch_input_public_association_multi_post=BatchInputPublicAssociationMultiPost(
+            inputs=[
+                PublicAssociationMultiPost(
+                    _from=PublicObjectId(id=call_id), to=PublicObjectId(id="404"), types=spec
+                )
+            ]
+        ),
+    )
+    assert isinstance(partial, BatchResponseLabelsBetweenObjectPairWithErrors)  # a 207
+    assert partial.num_errors == 1
+
+    page = v4.basic_api.get_page("calls", call_id, "contacts")
+    assert sorted(int(r.to_object_id) for r in page.results) == [1000001, 1000002]
+    assert page.results[0].association_types[0].type_id == 194
+
+
+def test_a_200_with_errors_loses_them_in_the_sdks_200_model(
+    start_sandbox: Callable[..., SandboxServer],
+) -> None:
+    # HubSpot's 2025-09+ specs answer partial batches with 200: the SDK then picks the
+    # model without errors, so a client must read the body, not the status.
+    sandbox = start_sandbox(partial_status=200)
+    bad = {**GOOD, "hs_call_status": "DONE"}
+    data, status, _ = upsert(hubspot(sandbox), upsert_body(("A-1", GOOD), ("A-2", bad)))
+    assert status == 200
+    assert isinstance(data, BatchResponseSimplePublicUpsertObject)
+    assert not hasattr(data, "num_errors")
+    assert len(data.results) == 1

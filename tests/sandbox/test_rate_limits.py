@@ -35,6 +35,9 @@ def test_190_per_10_seconds_admits_190_and_refuses_the_191st(
                 "x-hubspot-ratelimit-max": "190",
                 "x-hubspot-ratelimit-remaining": str(189 - n),
                 "x-hubspot-ratelimit-interval-milliseconds": "10000",
+                # A private app's answers carry the day's usage (Professional: 650,000).
+                "x-hubspot-ratelimit-daily": "650000",
+                "x-hubspot-ratelimit-daily-remaining": str(649_999 - n),
             }
             clock.advance(0.05)
         refused = client.post(UPSERT, json=batch(call(1)))
@@ -196,7 +199,7 @@ def test_every_answer_after_auth_carries_the_headers(
 
 
 def test_limits_can_be_turned_off(start_sandbox: Callable[..., SandboxServer]) -> None:
-    sandbox = start_sandbox(clock=FakeClock(), rate_limit_max=None)
+    sandbox = start_sandbox(clock=FakeClock(), rate_limit_max=None, daily_limit=None)
     with client_for(sandbox) as client:
         answers = [client.get(PROPERTIES) for _ in range(250)]
     assert {a.status_code for a in answers} == {200}

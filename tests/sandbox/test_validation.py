@@ -160,7 +160,7 @@ def test_valid_values_of_every_default_type_are_accepted(client: httpx.Client) -
         "hs_call_callee_object_id": "1234",
         "hs_call_callee_object_type": "CONTACT",
         "hs_call_has_voicemail": "false",
-        "hubspot_owner_id": "987654",
+        "hubspot_owner_id": "10007919",  # seeded owner 1
         "hs_activity_type": "Discovery",
         "hs_attachment_ids": "1;2",
         "hs_call_body": "x" * 65_536,
