@@ -56,7 +56,7 @@ def make_body(batch: int, size: int = 100) -> bytes:
                     "hs_call_from_number": f"+1 617 555 {n % 10_000:04d}",
                     "hs_call_to_number": f"+1 857 555 {(n * 7) % 10_000:04d}",
                     "hs_call_recording_url": f"https://recordings.example.com/{n}.mp3",
-                    "hubspot_owner_id": str(1000 + n % 50),
+                    "hubspot_owner_id": str(10_000_000 + 7919 * (1 + n % 25)),
                     "hs_call_has_voicemail": "false",
                 },
             }

@@ -266,7 +266,7 @@ def _send_all(stage: Stage, journal: Journal, run_no: int, batches: Iterator[Bat
             _turn(stage, journal, run_no, outcomes, [], [], meter, rt.wall())
     if stop_error is not None:
         raise stop_error
-    if not exhausted:
+    if not exhausted or inflight:  # stopped, with batches not yet planned or still unanswered
         raise Interrupted("interrupted")
     return rows_done
 
@@ -388,7 +388,7 @@ def _settle(journal: Journal, stage: Stage) -> dict[str, Any]:
     if stage.command == "retry" and journal.job().state not in FINISHED_STATES:
         return counts
     if rows["pending"] > 0:
-        journal.pause("rows still pending")
+        raise StopResumable(f"{rows['pending']:,} rows are still pending; resume sends them")
     else:
         journal.finish_job(JobState.COMPLETED_WITH_ERRORS if rows["failed"] else JobState.COMPLETED)
     return counts
