@@ -20,20 +20,18 @@ from pathlib import Path
 
 from common import PYTHON, TOKEN, data_file, sandbox, timed_cli
 
+from bulkload.errors import BulkloadError
+from bulkload.journal import Journal, journal_path
+
 
 def done_fraction(journal: Path) -> float:
+    """Rows finished / rows in all, read through the journal's API (None-safe while it starts)."""
     try:
-        con = sqlite3.connect(f"file:{journal}?mode=ro", uri=True, timeout=1)
-        try:
-            total = con.execute("SELECT total_rows FROM job").fetchone()[0] or 0
-            done = con.execute(
-                "SELECT COALESCE(SUM(n_rows),0) FROM batches WHERE status != 'in_flight'"
-            ).fetchone()[0]
-        finally:
-            con.close()
-    except sqlite3.Error:
+        with Journal.open(journal) as j:
+            rows = j.counts()["rows"]
+    except (BulkloadError, sqlite3.Error):
         return 0.0
-    return done / total if total else 0.0
+    return (rows["total"] - rows["pending"]) / rows["total"] if rows["total"] else 0.0
 
 
 def main() -> None:
@@ -54,7 +52,7 @@ def main() -> None:
             [PYTHON, "-m", "bulkload", "load", str(path), "--job-dir", job_dir, "--job-id", "killed", *common],
             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )
-        journal = Path(job_dir) / "killed.journal.sqlite"
+        journal = journal_path(Path(job_dir), "killed")
         frac = 0.0
         while proc.poll() is None:
             frac = done_fraction(journal)

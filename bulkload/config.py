@@ -15,7 +15,7 @@ import os
 import re
 import tomllib
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -156,9 +156,6 @@ class JobConfig:
             delimiter=d.get("delimiter"),
             api_version=d.get("api_version", "v3"),
         )
-
-    def with_source(self, path: Path) -> JobConfig:
-        return replace(self, source=path)
 
 
 def parse_column_overrides(pairs: tuple[str, ...] | list[str]) -> dict[str, str]:

@@ -180,5 +180,3 @@ class BatchOutcome:
     http_status: int | None = None  # the first answer that was not transient (200, 207, 400, ...)
     elapsed: float = 0.0
 
-
-EMPTY_OUTCOME = BatchOutcome([], [])

@@ -114,7 +114,7 @@ class RunResult:
     exit_code: int
     counts: dict[str, Any]
     journal: Any  # Path
-    rows_sent_this_run: int = 0
+    rows_done: int = 0  # rows this run finished
 
 
 # ---- the pre-flight ----------------------------------------------------------------------------

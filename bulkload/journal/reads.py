@@ -345,20 +345,11 @@ class Reads:
                       [int(since_epoch // 60)])
         return None if r[0] is None else int(r[0])
 
-    def usage_per_minute(self, since_epoch: float) -> list[tuple[int, str, int, int, int]]:
-        """(unix minute, kind, calls, 429s, retries) rows, oldest first."""
-        return [tuple(r) for r in self.db.execute(
-            "SELECT unix_minute, kind, calls, rate_limited, retries FROM api_calls WHERE unix_minute >= ?"
-            " ORDER BY unix_minute", [int(since_epoch // 60)]).fetchall()]
-
     def rows_finished_since(self, since_iso: str) -> tuple[int, str | None]:
         """Rows of batches finished since a moment, and the first such finish."""
         r = self._one("SELECT COALESCE(SUM(n_rows), 0), MIN(finished_at) FROM batches WHERE finished_at >= ?",
                       [since_iso])
         return int(r[0]), r[1]
-
-    def runs(self) -> list[dict[str, Any]]:
-        return list(self.db.query("SELECT * FROM runs ORDER BY run_no"))
 
     # ---- consistency ------------------------------------------------------------------------------------
 

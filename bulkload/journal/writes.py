@@ -328,10 +328,10 @@ class Writes:
         if usage.last_rate:
             self.db.execute("UPDATE job SET last_rate = ? WHERE id = 1", [_json(usage.last_rate)])
 
-    # ---- direct writes (tests, tools) --------------------------------------------------------
+    # ---- not a transition of a run: for tests and tools ----------------------------------------
 
     def upsert_errors(self, errors: Sequence[FailedRow], ts: str | None = None) -> None:
-        """Insert or replace row errors in a transaction of their own."""
+        """Insert or replace row errors in a transaction of their own (tests set up journals so)."""
         if not errors:
             return
         stamp = ts or now_iso()
