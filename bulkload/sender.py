@@ -206,23 +206,24 @@ class Sender:
             return
         missing = set(response.missing)
         unanswered = [i for i in group if trace_id_of(i) in missing]
-        if response.unattributed:
+        if response.unattributed and len(unanswered) > 1:
             # Errors that name no input: halve the inputs they may belong to until each
-            # error stands with its one input (see _parse_upsert), as a rejected batch is.
-            if len(unanswered) == 1:
-                run.failures[trace_id_of(unanswered[0])] = with_input(response.unattributed[0], unanswered[0])
-                return
+            # error stands with its one input (read_upsert_answer pairs them then), as a
+            # rejected batch is halved.
             run.splits += 1
             middle = len(unanswered) // 2
             self._land(object_type, unanswered[:middle], run, resends_left)
             self._land(object_type, unanswered[middle:], run, resends_left)
             return
         if resends_left > 0:
-            log.info("resending %d inputs HubSpot's answer did not mention", len(unanswered))
+            log.info("resending %d inputs HubSpot's answer did not account for", len(unanswered))
             self._land(object_type, unanswered, run, resends_left - 1)
             return
         for inp in unanswered:
             trace = trace_id_of(inp)
+            if response.unattributed:  # alone, and still an error that names nothing: it is this one's
+                run.failures[trace] = with_input(response.unattributed[0], inp)
+                continue
             run.failures[trace] = unknown_failure(
                 trace,
                 f"HubSpot's HTTP {response.http_status} answer never mentioned this input "

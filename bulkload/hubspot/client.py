@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from types import TracebackType
@@ -50,16 +50,15 @@ from bulkload.hubspot.paths import ApiPaths
 from bulkload.hubspot.ratelimit import RateLimitInfo
 from bulkload.hubspot.responses import (
     BATCH_WIDE_ERROR_TYPES,
+    UpsertResponse,
     failures_from_error_body,
-    failures_from_multi_status,
-    with_input,
+    read_upsert_answer,
 )
-from bulkload.models import FailedRow, Landed, UpsertInput, trace_id_of
+from bulkload.models import FailedRow, UpsertInput, trace_id_of
 
 __all__ = [
     "BatchRejected",
     "HubSpotClient",
-    "Landed",
     "RateLimitInfo",
     "RateLimited",
     "Reply",
@@ -88,26 +87,6 @@ class Reply(NamedTuple, Generic[T]):
     value: T
     status: int
     rate: RateLimitInfo
-
-
-@dataclass(frozen=True)
-class UpsertResponse:
-    """A 200 or 207 answer, tied to the inputs by trace id (never by position).
-
-    Every input is in exactly one of successes, failures, missing; `missing` holds the
-    trace ids the answer did not account for. `unattributed` are errors that named no
-    input: the sender splits `missing` until each error stands with its one input.
-    `unpaired_created` counts records the answer says it created but could not be tied
-    to an input (a later, tied answer of the same rows then says "updated").
-    """
-
-    http_status: int
-    successes: list[Landed]
-    failures: list[FailedRow]
-    missing: list[str]
-    rate: RateLimitInfo
-    unattributed: list[FailedRow] = ()  # type: ignore[assignment]
-    unpaired_created: int = 0
 
 
 def parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:
@@ -307,57 +286,13 @@ class HubSpotClient:
     ) -> UpsertResponse:
         status = response.status_code
         body = _loads(response.content)
-        results = body.get("results") if isinstance(body, dict) else None
-        if not isinstance(body, dict) or not isinstance(results, list):
+        if not isinstance(body, dict) or not isinstance(body.get("results"), list):
             # A 2xx we cannot read tells us nothing about the inputs: resend the batch.
-            raise TransientError(
-                f"HTTP {status} body is not a batch upsert response", status, rate=rate
-            )
-        successes, unmatched = self._match_results(results, inputs, trace_ids)
-        attributed, unattributed = failures_from_multi_status(
-            body.get("errors"),
-            inputs,
-            http_status=status,
+            raise TransientError(f"HTTP {status} body is not a batch upsert response", status, rate=rate)
+        return read_upsert_answer(
+            body, inputs, trace_ids, http_status=status, rate=rate,
             correlation_id=response.headers.get("x-hubspot-correlation-id"),
-            property_types=self._property_types,
-        )
-        attributed = {t: self._redacted(f) for t, f in attributed.items()}
-        unattributed = [self._redacted(f) for f in unattributed]
-        # An input listed both as written and as failed is reported failed: the
-        # report shows HubSpot's error, and retrying an upsert is harmless.
-        for trace in attributed:
-            successes.pop(trace, None)
-        missing = [t for t in trace_ids if t not in successes and t not in attributed]
-        by_trace = {trace_id_of(i): i for i in inputs}
-        if len(missing) == 1 and len(unattributed) == 1 and not unmatched:
-            # One error that names no input, one input unaccounted for: they are each other's.
-            only = missing.pop()
-            attributed[only] = with_input(unattributed[0], by_trace[only])
-            unattributed = []
-        unpaired_created = 0
-        if missing and not unattributed and len(unmatched) == len(missing):
-            # Every unanswered input has a result of its own; only the echo that ties
-            # them to inputs is absent, and resending would not tell us more. When the
-            # results agree on `new`, each input's flag is exact; otherwise the count
-            # is (record ids stay unknown: "" ). Fewer results than that stay missing:
-            # HubSpot has answered COMPLETE with empty results to a request it did not
-            # process.
-            flags = [new for _, new in unmatched]
-            one_id = unmatched[0][0] if len(unmatched) == 1 else ""
-            for k, trace in enumerate(missing):
-                created = flags[0] if len(set(flags)) == 1 else k < sum(flags)
-                successes[trace] = Landed(trace, one_id, created)
-            missing = []
-        elif unmatched:
-            unpaired_created = sum(1 for _, new in unmatched if new)
-        return UpsertResponse(
-            http_status=status,
-            successes=[successes[t] for t in trace_ids if t in successes],
-            failures=[attributed[t] for t in trace_ids if t in attributed],
-            missing=missing,
-            rate=rate,
-            unattributed=unattributed,
-            unpaired_created=unpaired_created,
+            property_types=self._property_types, clean=self._redacted,
         )
 
     def _redacted(self, failure: FailedRow) -> FailedRow:
@@ -370,44 +305,6 @@ class HubSpotClient:
             message=self._redact(failure.message),
             problems=tuple(replace(p, message=self._redact(p.message)) for p in failure.problems),
         )
-
-    @staticmethod
-    def _match_results(
-        results: list[object], inputs: Sequence[UpsertInput], trace_ids: Sequence[str]
-    ) -> tuple[dict[str, Landed], list[tuple[str, bool]]]:
-        """Results tied to inputs by trace id (else by the echoed idProperty value), and
-        the (record id, new) of the results that could not be tied."""
-        known = set(trace_ids)
-        # Fallback key: the idProperty value HubSpot echoes in the record's properties;
-        # built only if a result comes back without a trace id we know.
-        by_value: dict[tuple[object, str], str] | None = None
-        successes: dict[str, Landed] = {}
-        unmatched: list[tuple[str, bool]] = []
-        for result in results:
-            if not isinstance(result, dict):
-                continue
-            record_id = result.get("id")
-            if isinstance(record_id, int) and not isinstance(record_id, bool):
-                record_id = str(record_id)
-            if not isinstance(record_id, str) or not record_id:
-                continue
-            trace = result.get("objectWriteTraceId")
-            if trace not in known or not isinstance(trace, str):
-                if by_value is None:
-                    by_value = {(i.get("idProperty"), i["id"]): t for i, t in zip(inputs, trace_ids, strict=True)}
-                trace = None
-                props = result.get("properties")
-                if isinstance(props, dict):
-                    for prop in {p for i in inputs if (p := i.get("idProperty"))}:
-                        value = props.get(prop)
-                        if isinstance(value, str) and (prop, value) in by_value:
-                            trace = by_value[(prop, value)]
-                            break
-            if trace is None or trace in successes:
-                unmatched.append((record_id, result.get("new") is True))
-                continue
-            successes[trace] = Landed(trace, record_id, result.get("new") is True)
-        return successes, unmatched
 
     def _raise_for_status(
         self,

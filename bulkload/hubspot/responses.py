@@ -15,21 +15,25 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 
-from bulkload.models import FailedRow, Problem, UpsertInput, trace_id_of
+from bulkload.hubspot.classify import classify
+from bulkload.hubspot.ratelimit import RateLimitInfo
+from bulkload.models import FailedRow, Landed, Problem, UpsertInput, trace_id_of
 from bulkload.taxonomy import ErrorType
 
 __all__ = [
     "BATCH_WIDE_ERROR_TYPES",
     "Diagnosis",
+    "UpsertResponse",
     "classify",
     "diagnose",
     "embedded_validations",
     "failure_for_input",
     "failures_from_error_body",
     "failures_from_multi_status",
+    "read_upsert_answer",
     "unknown_failure",
 ]
 
@@ -120,131 +124,6 @@ def _unescape(text: str) -> str:
     except ValueError:
         return text
     return value if isinstance(value, str) else text
-
-
-# --- classification -------------------------------------------------------------
-
-_TIMESTAMP_NAMES = frozenset(
-    {
-        "hs_timestamp",
-        "hs_createdate",
-        "hs_lastmodifieddate",
-        "createdate",
-        "lastmodifieddate",
-        "closedate",
-        "hs_call_start_time",
-        "hs_call_end_time",
-    }
-)
-_TIMESTAMP_NAME = re.compile(r"(timestamp|date|time|_at)$|_date_|_time_")
-_NUMBER_NAME = re.compile(r"duration|count|amount|number_of|_num$|_qty|quantity|price")
-_DATE_LIKE_VALUE = re.compile(r"\d{4}-\d{2}-\d{2}|\d{1,2}:\d{2}")
-
-_NUMBER_CODES = frozenset(
-    {"INVALID_INTEGER", "INVALID_NUMBER", "INVALID_DOUBLE", "INVALID_DECIMAL", "INVALID_FLOAT"}
-)
-_TIME_CODES = frozenset({"INVALID_LONG", "INVALID_DATE", "INVALID_DATETIME", "INVALID_TIMESTAMP"})
-_EMAIL_CODES = frozenset({"INVALID_EMAIL", "INVALID_EMAIL_ADDRESS"})
-_MISSING_CODES = frozenset(
-    {"REQUIRED_PROPERTY_MISSING", "MISSING_REQUIRED_PROPERTY", "REQUIRED_FIELD", "MISSING_REQUIRED"}
-)
-_CONFLICT_CODES = frozenset({"CONFLICT", "CONFLICTING_UNIQUE_VALUE", "UNIQUE_VALUE_CONFLICT"})
-
-
-def _property_kind(
-    name: str | None, value: str | None, property_types: Mapping[str, str] | None
-) -> str | None:
-    """'timestamp', 'number', 'other' (a known type that is neither) or None (no idea)."""
-    if name is not None and property_types is not None and name in property_types:
-        declared = property_types[name]
-        if declared in ("datetime", "date"):
-            return "timestamp"
-        return "number" if declared == "number" else "other"
-    if name is not None:
-        # No property definitions at hand: guess from the name, as HubSpot names
-        # its own properties (hs_timestamp, hs_createdate, hs_call_duration).
-        lowered = name.lower()
-        if lowered in _TIMESTAMP_NAMES or _TIMESTAMP_NAME.search(lowered):
-            return "timestamp"
-        if _NUMBER_NAME.search(lowered):
-            return "number"
-    if value is not None and _DATE_LIKE_VALUE.search(value):
-        return "timestamp"
-    return None
-
-
-def classify(
-    code: str | None,
-    message: str,
-    hubspot_category: str | None,
-    property_name: str | None = None,
-    *,
-    invalid_value: str | None = None,
-    property_types: Mapping[str, str] | None = None,
-) -> ErrorType:
-    """The bulkload ErrorType for one HubSpot error (code, message and category)."""
-    c = (code or "").upper()
-    m = message.lower()
-    # Whole-request messages first: they also contain words ("unique") that the
-    # per-value rules below would misread.
-    if "non-unique" in m and "property" in m:
-        return ErrorType.ID_PROPERTY_NOT_UNIQUE
-    if "duplicate ids found" in m:
-        return ErrorType.DUPLICATE_ID_IN_SOURCE
-    if c in ("PROPERTY_DOESNT_EXIST", "PROPERTY_DOES_NOT_EXIST"):
-        return ErrorType.PROPERTY_DOESNT_EXIST
-    if c == "INVALID_OPTION":
-        return ErrorType.INVALID_ENUM_PROPERTY
-    if c in _TIME_CODES:
-        return _time_or_number(c, property_name, invalid_value, property_types)
-    if c in _NUMBER_CODES:
-        return ErrorType.INVALID_NUMBER
-    if c in _EMAIL_CODES:
-        return ErrorType.INVALID_EMAIL_ADDRESS
-    if "TOO_LONG" in c or "MAX_LENGTH" in c or "too long" in m or "exceeds the maximum" in m:
-        return ErrorType.VALUE_TOO_LONG
-    if c in _MISSING_CODES or "required properties were not set" in m:
-        return ErrorType.MISSING_REQUIRED_PROPERTY
-    if (
-        c in _CONFLICT_CODES
-        or (hubspot_category or "").upper() == "CONFLICT"
-        or ("unique" in m and ("already" in m or "conflict" in m))
-    ):
-        return ErrorType.CONFLICTING_UNIQUE_VALUE
-    # No code we know: read the message, in HubSpot's observed wordings.
-    if "does not exist" in m and "propert" in m:
-        return ErrorType.PROPERTY_DOESNT_EXIST
-    if "not one of the allowed options" in m:
-        return ErrorType.INVALID_ENUM_PROPERTY
-    if "not a valid long" in m:
-        return _time_or_number("INVALID_LONG", property_name, invalid_value, property_types)
-    if "not midnight" in m:
-        return ErrorType.INVALID_TIMESTAMP
-    if "not a valid number" in m or "enter a numb" in m:
-        return ErrorType.INVALID_NUMBER
-    if "email" in m and "invalid" in m:
-        return ErrorType.INVALID_EMAIL_ADDRESS
-    if c or (hubspot_category or "").upper() == "VALIDATION_ERROR":
-        return ErrorType.INVALID_PROPERTY_VALUE
-    return ErrorType.UNKNOWN_ERROR
-
-
-def _time_or_number(
-    code: str,
-    property_name: str | None,
-    invalid_value: str | None,
-    property_types: Mapping[str, str] | None,
-) -> ErrorType:
-    # INVALID_LONG means "not epoch ms": on a datetime property that is a bad
-    # timestamp, on a number property a bad number. Only the property's type tells.
-    kind = _property_kind(property_name, invalid_value, property_types)
-    if kind == "timestamp":
-        return ErrorType.INVALID_TIMESTAMP
-    if kind == "number":
-        return ErrorType.INVALID_NUMBER
-    if kind == "other":
-        return ErrorType.INVALID_PROPERTY_VALUE
-    return ErrorType.INVALID_TIMESTAMP if code == "INVALID_DATE" else ErrorType.INVALID_NUMBER
 
 
 # --- reading one error object ---------------------------------------------------------
@@ -472,3 +351,120 @@ def failures_from_error_body(
         unattributed = []
     failures = list(attributed.values()) if attributed else unattributed[:1]
     return failures, diagnosis.message, diagnosis.correlation_id
+
+
+# --- a 200 or 207 answer ------------------------------------------------------------
+
+@dataclass(frozen=True)
+class UpsertResponse:
+    """A 200 or 207 answer, tied to the inputs by trace id (never by position).
+
+    Every input is in exactly one of successes, failures, missing; `missing` holds the
+    trace ids the answer did not account for. `unattributed` are errors that named no
+    input: the sender splits `missing` until each error stands with its one input.
+    `unpaired_created` counts records the answer says it created but could not be tied
+    to an input (a later, tied answer of the same rows then says "updated").
+    """
+
+    http_status: int
+    successes: list[Landed]
+    failures: list[FailedRow]
+    missing: list[str]
+    rate: RateLimitInfo
+    unattributed: list[FailedRow] = ()  # type: ignore[assignment]
+    unpaired_created: int = 0
+
+
+def read_upsert_answer(
+    body: Mapping[str, object],
+    inputs: Sequence[UpsertInput],
+    trace_ids: Sequence[str],
+    *,
+    http_status: int,
+    rate: RateLimitInfo,
+    correlation_id: str | None = None,
+    property_types: Mapping[str, str] | None = None,
+    clean: Callable[[FailedRow], FailedRow] = lambda f: f,
+) -> UpsertResponse:
+    """Tie a 2xx batch answer to its inputs, judged by its body (`results`, `errors`),
+    never by the status: HubSpot's 2025-09 and later specs answer partial batches 200."""
+    results = body.get("results")
+    successes, unmatched = _match_results(results if isinstance(results, list) else [], inputs, trace_ids)
+    attributed, unattributed = failures_from_multi_status(
+        body.get("errors"), inputs, http_status=http_status, correlation_id=correlation_id,
+        property_types=property_types,
+    )
+    attributed = {t: clean(f) for t, f in attributed.items()}
+    unattributed = [clean(f) for f in unattributed]
+    # An input listed both as written and as failed is reported failed: the report
+    # shows HubSpot's error, and retrying an upsert is harmless.
+    for trace in attributed:
+        successes.pop(trace, None)
+    missing = [t for t in trace_ids if t not in successes and t not in attributed]
+    if len(missing) == 1 and len(unattributed) == 1 and not unmatched:
+        # One error that names no input, one input unaccounted for: they are each other's.
+        only = missing.pop()
+        attributed[only] = with_input(unattributed[0], next(i for i in inputs if trace_id_of(i) == only))
+        unattributed = []
+    unpaired_created = 0
+    if missing and not unattributed and len(unmatched) == len(missing):
+        # Every unanswered input has a result of its own; only the echo that ties them to
+        # inputs is absent, and resending would not tell us more. When the results agree
+        # on `new`, each input's flag is exact; otherwise the count is (record ids stay
+        # unknown: ""). Fewer results than that stay missing: HubSpot has answered
+        # COMPLETE with empty results to a request it did not process.
+        flags = [new for _, new in unmatched]
+        one_id = unmatched[0][0] if len(unmatched) == 1 else ""
+        for k, trace in enumerate(missing):
+            created = flags[0] if len(set(flags)) == 1 else k < sum(flags)
+            successes[trace] = Landed(trace, one_id, created)
+        missing = []
+    elif unmatched:
+        unpaired_created = sum(1 for _, new in unmatched if new)
+    return UpsertResponse(
+        http_status=http_status,
+        successes=[successes[t] for t in trace_ids if t in successes],
+        failures=[attributed[t] for t in trace_ids if t in attributed],
+        missing=missing,
+        rate=rate,
+        unattributed=unattributed,
+        unpaired_created=unpaired_created,
+    )
+
+
+def _match_results(
+    results: list[object], inputs: Sequence[UpsertInput], trace_ids: Sequence[str]
+) -> tuple[dict[str, Landed], list[tuple[str, bool]]]:
+    """Results tied to inputs by trace id (else by the echoed idProperty value), and
+    the (record id, new) of the results that could not be tied."""
+    known = set(trace_ids)
+    # Fallback key: the idProperty value HubSpot echoes in the record's properties;
+    # built only if a result comes back without a trace id we know.
+    by_value: dict[tuple[object, str], str] | None = None
+    successes: dict[str, Landed] = {}
+    unmatched: list[tuple[str, bool]] = []
+    for result in results:
+        if not isinstance(result, dict):
+            continue
+        record_id = result.get("id")
+        if isinstance(record_id, int) and not isinstance(record_id, bool):
+            record_id = str(record_id)
+        if not isinstance(record_id, str) or not record_id:
+            continue
+        trace = result.get("objectWriteTraceId")
+        if trace not in known or not isinstance(trace, str):
+            if by_value is None:
+                by_value = {(i.get("idProperty"), i["id"]): t for i, t in zip(inputs, trace_ids, strict=True)}
+            trace = None
+            props = result.get("properties")
+            if isinstance(props, dict):
+                for prop in {p for i in inputs if (p := i.get("idProperty"))}:
+                    value = props.get(prop)
+                    if isinstance(value, str) and (prop, value) in by_value:
+                        trace = by_value[(prop, value)]
+                        break
+        if trace is None or trace in successes:
+            unmatched.append((record_id, result.get("new") is True))
+            continue
+        successes[trace] = Landed(trace, record_id, result.get("new") is True)
+    return successes, unmatched
