@@ -16,10 +16,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from bulkload.config import Connection, JobConfig, Tuning, merge_tuning, tuning_choices
 from bulkload.errors import BulkloadError, InputError, JobNotFound, SourceChanged
+from bulkload.hubspot.paths import ApiPaths, ApiVersion
 from bulkload.journal import (
     Journal,
     ensure_job_dir,
@@ -34,14 +35,15 @@ from bulkload.journal import (
 from bulkload.journal.locate import default_dir_or
 from bulkload.mapping import ColumnMap, resolve_columns
 from bulkload.models import FINISHED_STATES
-from bulkload.pipeline import RunResult, Runtime, exit_code_of, run
+from bulkload.pipeline import RunResult, Runtime, exit_code_of, make_client, make_limiter, run
 from bulkload.replay import ReplayStage, RetryStats
 from bulkload.scan import SCAN_CHUNK_ROWS, scan_source
+from bulkload.sender import RetryPolicy, Sender
 from bulkload.source import Fingerprint, Source, fingerprint, open_source
 from bulkload.stages import SourceStage, column_map_of
-from bulkload.status import job_entry, status_of
+from bulkload.status import job_entry, sent_anything, status_of
 
-__all__ = ["RunResult", "list_jobs", "load", "resume", "retry", "status"]
+__all__ = ["RunResult", "list_jobs", "load", "properties", "prune_jobs", "resume", "retry", "status"]
 
 TuningArg = Tuning | Mapping[str, Any] | None
 
@@ -98,7 +100,8 @@ def load(
         try:
             journal.create_job(
                 job_id=job_id, object_type=config.object_type, id_property=config.id_property,
-                config=config.to_dict() | {"source": str(config.source.resolve())},
+                config=config.to_dict() | {"source": str(config.source.resolve()),
+                                           "delimiter_origin": source.delimiter_origin},
                 source_path=str(config.source.resolve()), source_format=source.format,
                 fingerprint={}, columns=list(source.columns), tuning=choices,
             )
@@ -221,6 +224,40 @@ def retry(
             in_force, choices = merge_tuning(job.tuning, tuning_choices(tuning))
             run(journal, stage, config=config, conn=conn, tuning=in_force, choices=choices, rt=rt)
         return stage.stats, status_of(journal)
+
+
+def prune_jobs(*, job_dir: Path | None = None, all_dirs: bool = False) -> list[str]:
+    """Remove the jobs that never sent anything (no row landed, no upsert spent) and that no
+    live process holds: what a refused token or a wrong URL on the first call leaves."""
+    dirs = [default_dir_or(job_dir)] + (known_job_dirs() if all_dirs else [])
+    removed: list[str] = []
+    for d in dict.fromkeys(dirs):
+        for path in journals_in(d):
+            try:
+                with job_lock(path, "prune"):
+                    with Journal.open(path) as journal:
+                        if sent_anything(journal):
+                            continue
+                        job_id = journal.job_id
+                    for p in journal_files(path):
+                        p.unlink(missing_ok=True)
+                    removed.append(job_id)
+            except (BulkloadError, sqlite3.Error, OSError):
+                continue  # busy, unreadable, or not ours to remove
+    return removed
+
+
+def properties(object_type: str, conn: Connection, *, api_version: str = "v3",
+               runtime: Runtime | None = None) -> list[dict[str, Any]]:
+    """The portal's property definitions of `object_type`, as HubSpot gives them."""
+    rt = runtime or Runtime()
+    tuning = Tuning()
+    limiter = make_limiter(tuning, rt)
+    with make_client(conn, tuning, rt, ApiPaths(cast(ApiVersion, api_version))) as client:
+        sender = Sender(client, limiter, policy=RetryPolicy.of(tuning), clock=rt.clock, sleep=rt.sleep,
+                        rng=rt.rng, stop=rt.stop)
+        items = sender.call("schema", lambda: client.list_properties(object_type))
+    return sorted(items, key=lambda p: str(p.get("name", "")))
 
 
 def open_journal(job_dir: Path | None, job_id: str) -> Journal:

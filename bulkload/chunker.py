@@ -16,7 +16,7 @@ in one batch, in memory or in one journal transaction.
 
 from __future__ import annotations
 
-from bisect import bisect_right
+from bisect import bisect_left, bisect_right
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import replace
@@ -124,6 +124,7 @@ class Chunker:
         table = mapped.chunk.table
         ids, props, lines, rows = mapped.ids, mapped.properties, mapped.line_numbers, mapped.row_numbers
         id_property = self.id_property
+        naive = mapped.naive_rows
         n = len(rows)
         pos = 0
         for stop in [*self._special(mapped, winners), n]:
@@ -137,6 +138,8 @@ class Chunker:
                     end = min(stop, pos + room, bisect_right(rows, cur.first_row + self.max_rows - 1, pos, stop))
                     end = max(end, pos + 1)
                 if not cur.done:
+                    if naive:
+                        cur.naive_timestamps += bisect_left(naive, end) - bisect_left(naive, pos)
                     cur.inputs.extend(
                         [{"idProperty": id_property, "id": ids[k], "properties": props[k],  # type: ignore[typeddict-item]
                           "objectWriteTraceId": str(rows[k])} for k in range(pos, end)]
@@ -172,6 +175,7 @@ class Chunker:
         malformed = deque(mapped.chunk.malformed)
         ids, props, lines, rows = mapped.ids, mapped.properties, mapped.line_numbers, mapped.row_numbers
         special = set(self._special(mapped, winners))
+        naive = set(mapped.naive_rows)
         for i, row_number in enumerate(rows):
             while malformed and malformed[0].row_number < row_number:
                 self._add_malformed(malformed.popleft(), out)
@@ -182,6 +186,7 @@ class Chunker:
                 continue
             cur = self._open(row_number, out, lines[i])
             if not cur.done:
+                cur.naive_timestamps += i in naive
                 cur.inputs.append({"idProperty": self.id_property, "id": ids[i] or "",
                                    "properties": props[i] or {}, "objectWriteTraceId": str(row_number)})
                 cur.input_lines.append(lines[i])

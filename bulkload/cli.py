@@ -8,18 +8,12 @@ from its counts); every BulkloadError carries its class's exit code (2, 75, 77),
 from __future__ import annotations
 
 import json
-import os
-import signal
 import sys
-import threading
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
-from types import FrameType
 from typing import Any, NoReturn
 
 import click
-from tqdm import tqdm
 
 from bulkload import api
 from bulkload.config import (
@@ -34,8 +28,9 @@ from bulkload.config import (
     read_map_file,
     resolve_connection,
 )
-from bulkload.errors import EXIT_RESUMABLE, AuthError, BulkloadError, Interrupted, StopResumable
-from bulkload.pipeline import RunResult, Runtime
+from bulkload.errors import AuthError, BulkloadError, Interrupted, StopResumable
+from bulkload.pipeline import RunResult, Runtime, exit_code_of
+from bulkload.terminal import ShownProgress, graceful_signals
 
 JSON_KEY = "bulkload.json"
 
@@ -66,14 +61,32 @@ def _report_error(e: BulkloadError, as_json: bool) -> None:
         # One line, the same one a second Ctrl-C prints: scripts and people look for it.
         click.echo(f"Interrupted. Resume with: {e.hint}" if e.hint else "Interrupted.", err=True)
         return
-    if isinstance(e, AuthError):
-        click.echo(f"Paused: HubSpot refused the token ({e.status}): {e}", err=True)
-    elif isinstance(e, StopResumable):
-        click.echo(f"Paused: {e}", err=True)
+    if isinstance(e, StopResumable | AuthError):
+        click.echo(f"Paused: {e}", err=True)  # an AuthError says itself that the token was refused
     else:
         click.echo(f"error: {e}", err=True)
-    if e.hint:
+    if e.hint and isinstance(e, StopResumable | AuthError) and e.journal is not None and not _sent_anything(e.journal):
+        click.echo(f"Nothing was sent yet. Fix it, then resume with: {e.hint}  (or remove the job: "
+                   f"bulkload jobs --prune{_dir_flag(e.journal)})", err=True)
+    elif e.hint:
         click.echo(f"Resume with: {e.hint}" if isinstance(e, StopResumable | AuthError) else e.hint, err=True)
+
+
+def _sent_anything(journal_path: object) -> bool:
+    from bulkload.journal import Journal
+    from bulkload.status import sent_anything
+
+    try:
+        with Journal.open(Path(str(journal_path))) as journal:
+            return sent_anything(journal)
+    except BulkloadError:
+        return True
+
+
+def _dir_flag(journal_path: object) -> str:
+    from bulkload.status import job_dir_flag
+
+    return job_dir_flag(Path(str(journal_path)).parent)
 
 
 class _Commands(click.Group):
@@ -99,53 +112,6 @@ class _Commands(click.Group):
 
 
 # ---- running a job --------------------------------------------------------------------------------
-
-
-class TqdmProgress:
-    """Rows, rows/s and ETA on stderr; off when stderr is not a terminal or with --no-progress."""
-
-    def __init__(self, enabled: bool, desc: str) -> None:
-        self.enabled = enabled
-        self.desc = desc
-        self.bar: tqdm[Any] | None = None
-
-    def start(self, total: int, done: int) -> None:
-        if self.enabled:
-            self.bar = tqdm(total=total, initial=done, unit="row", unit_scale=True, desc=self.desc,
-                            dynamic_ncols=True, file=sys.stderr, smoothing=0.1)
-
-    def advance(self, rows: int, failed: int = 0) -> None:
-        if self.bar is not None:
-            self.bar.update(rows)
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
-            self.bar = None
-
-
-@contextmanager
-def graceful_signals(stop: threading.Event, hint: str) -> Iterator[None]:
-    """First Ctrl-C/SIGTERM: stop claiming batches and let in-flight ones finish (up to the
-    grace period). Second: leave at once. The journal is consistent at every instant."""
-
-    def handler(signum: int, frame: FrameType | None) -> None:
-        if stop.is_set():
-            click.echo(f"\nInterrupted. Resume with: {hint}", err=True)
-            os._exit(EXIT_RESUMABLE)
-        stop.set()
-        click.echo("\nStopping: finishing in-flight requests (Ctrl-C again to stop at once)…", err=True)
-
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    old_int = signal.signal(signal.SIGINT, handler)
-    old_term = signal.signal(signal.SIGTERM, handler)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, old_int)
-        signal.signal(signal.SIGTERM, old_term)
 
 
 def tuning_options(f: Callable[..., Any]) -> Callable[..., Any]:
@@ -186,10 +152,14 @@ def _json_mode(as_json: bool) -> None:
     click.get_current_context().meta[JSON_KEY] = as_json
 
 
+def _runtime(no_progress: bool, desc: str) -> Runtime:
+    return Runtime(progress=ShownProgress(desc, enabled=not no_progress))
+
+
 def _run_job(run: Callable[[Runtime], RunResult], hint: str, as_json: bool, no_progress: bool,
              desc: str) -> NoReturn:
-    rt = Runtime(progress=TqdmProgress(not no_progress and sys.stderr.isatty(), desc))
-    with graceful_signals(rt.stop, hint):
+    rt = _runtime(no_progress, desc)
+    with graceful_signals(rt.stop, hint, rt.stop_reason):
         result = run(rt)
     st = api.status(result.job_id, job_dir=result.journal.parent)
     if as_json:
@@ -243,15 +213,20 @@ def cli() -> None:
               help='TOML file with a [columns] table: "source column" = "property" ("" drops the column).')
 @click.option("--column", "columns", multiple=True, metavar="SRC=PROP",
               help="Map a source column to a property; SRC= drops the column. Repeatable.")
-@click.option("--format", "source_format", type=click.Choice(["csv", "parquet"]), default=None,
+@click.option("--format", "source_format", type=click.Choice(["csv", "tsv", "parquet"]), default=None,
               help="Source format (default: from the file).")
+@click.option("--delimiter", default=None, metavar="CHAR",
+              help="The CSV delimiter (default: detected from , ; tab | and said in the summary).")
+@click.option("--timezone", default=None, metavar="TZ",
+              help="Read timestamps that have no zone in this IANA time zone (e.g. Europe/Oslo; default UTC).")
 @click.option("--batch-size", type=click.IntRange(1, MAX_BATCH_SIZE), default=MAX_BATCH_SIZE, show_default=True,
               help="Inputs per upsert request.")
 @click.option("--dry-run", is_flag=True, help="Read, map and check the file locally; send nothing.")
 @tuning_options
 def load(source: Path, id_property: str, object_type: str, job_dir: Path | None, job_id: str | None,
-         map_file: Path | None, columns: tuple[str, ...], source_format: str | None, batch_size: int,
-         dry_run: bool, concurrency: int | None, rate: str | None, daily_budget: int | None,
+         map_file: Path | None, columns: tuple[str, ...], source_format: str | None, delimiter: str | None,
+         timezone: str | None, batch_size: int, dry_run: bool, concurrency: int | None, rate: str | None,
+         daily_budget: int | None,
          timeout: float | None, max_attempts: int | None, base_url: str | None, token_file: Path | None,
          as_json: bool, no_progress: bool) -> None:
     """Load SOURCE (CSV or Parquet) into HubSpot, upserting by --id-property.
@@ -265,7 +240,8 @@ def load(source: Path, id_property: str, object_type: str, job_dir: Path | None,
     mapping = read_map_file(map_file) if map_file else {}
     mapping.update(parse_column_overrides(columns))
     config = JobConfig(source=source, id_property=id_property, object_type=object_type,
-                       source_format=source_format, columns=mapping, batch_size=batch_size)
+                       source_format=source_format, columns=mapping, batch_size=batch_size, delimiter=delimiter,
+                       timezone=timezone)
     choices = _choices(concurrency=concurrency, rate=rate, daily_budget=daily_budget, timeout=timeout,
                        max_attempts=max_attempts)
     from bulkload.config import Tuning
@@ -315,7 +291,7 @@ def status(job_id: str, job_dir: Path | None, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(st))
         return
-    from bulkload import report as reporting
+    from bulkload import reports as reporting
     from bulkload.views import render_status
 
     with api.open_journal(job_dir, job_id) as journal:
@@ -326,9 +302,17 @@ def status(job_id: str, job_dir: Path | None, as_json: bool) -> None:
 @cli.command()
 @JOB_DIR
 @click.option("--all", "all_dirs", is_flag=True, help="The jobs of every job dir this user has used.")
+@click.option("--prune", is_flag=True, help="Remove the jobs that never sent anything (a refused token, a wrong URL).")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON array.")
-def jobs(job_dir: Path | None, all_dirs: bool, as_json: bool) -> None:
+def jobs(job_dir: Path | None, all_dirs: bool, prune: bool, as_json: bool) -> None:
     """List the jobs in the job dir: state, progress, last activity, and how to resume."""
+    if prune:
+        removed = api.prune_jobs(job_dir=job_dir, all_dirs=all_dirs)
+        for job_id in removed:
+            click.echo(f"removed {job_id} (it never sent anything)")
+        if not removed:
+            click.echo("nothing to prune: every job has sent something")
+        return
     entries, problems = api.list_jobs(job_dir=job_dir, all_dirs=all_dirs)
     for line in problems:
         click.echo(f"warning: skipped {line}", err=True)
@@ -372,11 +356,11 @@ def retry(job_id: str, job_dir: Path | None, error_types: tuple[str, ...], corre
     choices = _choices(concurrency=concurrency, rate=rate, daily_budget=daily_budget, timeout=timeout,
                        max_attempts=max_attempts)
     conn = resolve_connection(base_url, token_file)
-    rt = Runtime(progress=TqdmProgress(not no_progress and sys.stderr.isatty(), "retry"))
-    with graceful_signals(rt.stop, _hint_for(job_id, job_dir)):
+    rt = _runtime(no_progress, "retry")
+    with graceful_signals(rt.stop, _hint_for(job_id, job_dir), rt.stop_reason):
         stats, st = api.retry(job_id, conn, job_dir=job_dir, error_types=error_types, corrected=corrected,
                               tuning=choices, runtime=rt)
-    code = 0 if st["rows"]["failed"] == 0 and st["rows"]["pending"] == 0 else 1
+    code = exit_code_of(st)
     if as_json:
         click.echo(json.dumps({"job_id": job_id, "retry": stats.to_dict(), "rows": st["rows"], "exit_code": code}))
         sys.exit(code)
@@ -389,7 +373,10 @@ def retry(job_id: str, job_dir: Path | None, error_types: tuple[str, ...], corre
     if stats.by_error:
         click.echo("  still failing: " + ", ".join(f"{t} {n:,}" for t, n in sorted(stats.by_error.items())))
     if st["rows"]["failed"]:
-        click.echo(f"  job: {st['rows']['failed']:,} failed rows remain · {st['report_command']}")
+        click.echo(f"  job: {st['rows']['failed']:,} failed rows remain")
+        click.echo(f"  see them: {st['report_command']}")
+        click.echo("  fix them in the report's CSV, then: "
+                   f"bulkload retry {job_id}{_dir_flag(Path(st['journal']))} --from FIXED.csv")
     sys.exit(code)
 
 
@@ -418,7 +405,7 @@ def report(job_id: str, job_dir: Path | None, fmt: str, output: Path | None, err
     resolved, attempts, errors (every problem of the row), sourceData.rowNumber / lineNumber /
     rowData. Files are mode 0600.
     """
-    from bulkload import report as reporting
+    from bulkload import reports as reporting
     from bulkload.status import job_dir_flag
 
     types = [t for group in error_types for t in group.split(",") if t.strip()]
@@ -440,6 +427,32 @@ def report(job_id: str, job_dir: Path | None, fmt: str, output: Path | None, err
         return
     click.echo(reporting.describe_written(written, filtered=bool(types) or include_resolved, job_dir_flag=flag,
                                           limit=limit))
+
+
+@cli.command()
+@click.argument("object_type", default="calls", metavar="[OBJECT]")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON array of HubSpot's property definitions.")
+@click.option("--base-url", default=None, envvar="HUBSPOT_BASE_URL",
+              help="HubSpot API base URL (env HUBSPOT_BASE_URL; default https://api.hubapi.com).")
+@click.option("--token-file", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Read the access token from this file instead of $HUBSPOT_ACCESS_TOKEN.")
+def properties(object_type: str, as_json: bool, base_url: str | None, token_file: Path | None) -> None:
+    """List OBJECT's properties in the portal (default calls): name, label, type, options
+    (label = value), and whether it is unique; what a --map file needs.
+
+    \b
+    Example:
+      bulkload properties calls
+      bulkload properties contacts --json
+    """
+    conn = resolve_connection(base_url, token_file)
+    items = api.properties(object_type, conn)
+    if as_json:
+        click.echo(json.dumps(items))
+        return
+    from bulkload.views import render_properties
+
+    click.echo(render_properties(object_type, items))
 
 
 @cli.command()

@@ -19,6 +19,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from bulkload.errors import InputError
 
@@ -31,6 +32,17 @@ MAX_TIMEOUT = 3600.0
 DEFAULT_MAX_ATTEMPTS = 8  # tries of one request through transient failures, the first included
 DEFAULT_MAX_OUTAGE = 300.0  # seconds of failing before the job pauses (exit 75)
 MAX_CONCURRENCY = 64
+
+
+def check_timezone(name: str | None) -> str | None:
+    """The IANA zone `--timezone` names, refused (exit 2) when it is not one."""
+    if name is None:
+        return None
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise InputError(f"unknown --timezone {name!r}: use an IANA name such as Europe/Oslo or UTC") from None
+    return name
 
 
 def default_job_dir() -> Path:
@@ -130,6 +142,7 @@ class JobConfig:
     batch_size: int = MAX_BATCH_SIZE
     delimiter: str | None = None  # None: detect (CSV)
     api_version: str = "v3"  # HubSpot's path family: "2026-03" or "v3"
+    timezone: str | None = None  # how to read timestamps without a zone (None: UTC)
 
     def __post_init__(self) -> None:
         if not 1 <= self.batch_size <= MAX_BATCH_SIZE:
@@ -138,6 +151,7 @@ class JobConfig:
             raise InputError("--id-property is required")
         if self.api_version not in ("2026-03", "v3"):
             raise InputError(f"--api-version must be 2026-03 or v3, not {self.api_version!r}")
+        check_timezone(self.timezone)
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -155,6 +169,7 @@ class JobConfig:
             batch_size=int(d.get("batch_size", MAX_BATCH_SIZE)),
             delimiter=d.get("delimiter"),
             api_version=d.get("api_version", "v3"),
+            timezone=d.get("timezone"),
         )
 
 

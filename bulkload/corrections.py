@@ -21,7 +21,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from bulkload.errors import InputError
-from bulkload.report.fields import (
+from bulkload.reports.fields import (
     ERROR_COLUMN_PREFIX,
     ERROR_COLUMN_SET,
     RAW_KEY,
@@ -30,7 +30,7 @@ from bulkload.report.fields import (
     SEVERITY_WARNING,
     restore_cell,
 )
-from bulkload.report.files import PARQUET_META_COLUMNS, PARQUET_META_REPORT
+from bulkload.reports.files import PARQUET_META_COLUMNS, PARQUET_META_REPORT
 
 
 def is_malformed(row_data: dict[str, Any], columns: Sequence[str]) -> bool:

@@ -1,9 +1,14 @@
-"""`bulkload demo`: the whole flow offline against an in-process sandbox."""
+"""`bulkload demo`: the whole flow offline against an in-process sandbox, ending with the
+commands to run next, spelled so that they run when pasted (the program as it was called,
+the sandbox's address and token, the job dir when it is not the default)."""
 
 from __future__ import annotations
 
 import contextlib
+import os
 import shlex
+import shutil
+import sys
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -13,7 +18,7 @@ from bulkload.config import Connection, JobConfig
 from bulkload.errors import EXIT_OK
 from bulkload.journal import Journal
 from bulkload.pipeline import Runtime
-from bulkload.report import render_summary, summary, write_report
+from bulkload.reports import render_summary, summary, write_report
 from bulkload.sandbox import SandboxConfig, SandboxServer
 from bulkload.status import job_dir_flag
 
@@ -23,6 +28,24 @@ DEMO_TOKEN = "demo-token"
 def sample_file() -> Path:
     here = Path(__file__).resolve().parent.parent / "sample_data" / "calls.csv"
     return here if here.exists() else Path("sample_data/calls.csv")
+
+
+def program() -> str:
+    """How to run bulkload again, as this process was run: `bulkload` when that is on the
+    PATH, else the path it was called by (`.venv/bin/bulkload`), else `python -m bulkload`."""
+    argv0 = sys.argv[0] if sys.argv else ""
+    on_path = shutil.which("bulkload")
+    if on_path and argv0 and os.path.realpath(on_path) == os.path.realpath(argv0):
+        return "bulkload"
+    if argv0 and Path(argv0).name == "bulkload" and Path(argv0).exists():
+        path = Path(argv0).resolve()
+        try:
+            return shlex.quote(os.path.relpath(path)) if path.is_relative_to(Path.cwd()) else shlex.quote(str(path))
+        except ValueError:
+            return shlex.quote(str(path))
+    if on_path:
+        return "bulkload"
+    return f"{shlex.quote(sys.executable)} -m bulkload"
 
 
 def demo_report(job_id: str, job_dir: Path) -> str:
@@ -44,8 +67,9 @@ def run_demo(job_dir: Path, *, keep_running: bool, echo: Callable[[str], None]) 
     from bulkload.views import render_run_summary
 
     source = sample_file()
+    prog = program()
     with SandboxServer(SandboxConfig(tokens=(DEMO_TOKEN,))) as sandbox:
-        echo(f"sandbox listening on {sandbox.base_url}")
+        echo(f"sandbox listening on {sandbox.base_url} (token {DEMO_TOKEN})")
         echo(f"loading {source} into the sandbox …")
         conn = Connection(base_url=sandbox.base_url, token=DEMO_TOKEN)
         result = api.load(JobConfig(source=source, id_property="external_call_id"), conn, job_dir=job_dir,
@@ -54,9 +78,25 @@ def run_demo(job_dir: Path, *, keep_running: bool, echo: Callable[[str], None]) 
         with Journal.open(result.journal) as journal:
             by_type = journal.failed_by_type()
         echo(render_run_summary(api.status(result.job_id, job_dir=job_dir), by_type))
+        with api.open_journal(job_dir, result.job_id) as journal:
+            written = write_report(journal, "csv")
+            cards, superseded = summary(journal)
+            flag = job_dir_flag(journal.path.parent)
         echo("")
-        echo(demo_report(result.job_id, job_dir))
-        if keep_running:
+        echo(render_summary(cards, superseded))
+        echo("")
+        echo(f"Failed-rows report (CSV, a corrected-file template): {written.path}")
+        echo("Fix the values in a spreadsheet and save it as CSV; the retry below replays the fixed rows.")
+        echo("")
+        job = f"{result.job_id}{flag}"
+        echo("Next, from any directory" + ("" if keep_running else " (status and report work offline)") + ":")
+        echo(f"  export HUBSPOT_BASE_URL={sandbox.base_url} HUBSPOT_ACCESS_TOKEN={DEMO_TOKEN}")
+        echo(f"  {prog} status {job}")
+        echo(f"  {prog} report {job} --format jsonl -o -")
+        echo(f"  {prog} retry {job} --from {shlex.quote(str(written.path.resolve()))}")
+        if not keep_running:
+            echo(f"The sandbox stops with the demo: `{prog} demo --keep-running` keeps it up for the retry.")
+        else:
             echo(f"\nsandbox still running on {sandbox.base_url} (Ctrl-C to stop)")
             with contextlib.suppress(KeyboardInterrupt):
                 threading.Event().wait()

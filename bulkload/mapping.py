@@ -11,27 +11,23 @@ over HubSpot's 65,536-character cap), so no quota is spent on them.
 
 from __future__ import annotations
 
-import re
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from bulkload.convert import DATETIME_TYPES, datetimes, format_utc, sendable, typed_to_strings
 from bulkload.errors import MappingError, SourceError
 from bulkload.models import FailedRow, Problem
 from bulkload.source import SourceChunk
 from bulkload.taxonomy import ErrorType
 
 MAX_VALUE_LENGTH = 65_536
-DATETIME_TYPES = frozenset({"datetime"})
 
 # Already what HubSpot emits: sent through untouched, skipping the Python parser.
-_CANONICAL_DATETIME = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,3})?Z$"
-_EPOCH_MS = re.compile(r"-?\d{1,15}")
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 @dataclass(frozen=True)
@@ -166,6 +162,7 @@ class MappedChunk:
     ids: list[str | None]
     properties: list[dict[str, str] | None]  # None where the row failed locally
     failures: dict[int, FailedRow] = field(default_factory=dict)  # table index -> failure
+    naive_rows: list[int] = field(default_factory=list)  # rows with a timestamp that had no zone
 
 
 def local_failure(problems: list[Problem]) -> FailedRow:
@@ -175,158 +172,58 @@ def local_failure(problems: list[Problem]) -> FailedRow:
                      problems=tuple(problems) if len(problems) > 1 else ())
 
 
-def format_utc(dt: datetime) -> str:
-    if dt.tzinfo is None:
-        dt = dt.replace(tzinfo=UTC)  # a naive timestamp is taken as UTC (documented)
-    dt = dt.astimezone(UTC)
-    return f"{dt:%Y-%m-%dT%H:%M:%S}.{dt.microsecond // 1000:03d}Z"
-
-
-def normalize_datetime(text: str) -> str | None:
-    """Epoch ms or ISO-8601 (with or without offset) -> ISO-8601 UTC, ms precision; None if unreadable."""
-    s = text.strip()
-    if _EPOCH_MS.fullmatch(s):
-        try:
-            return format_utc(_EPOCH + timedelta(milliseconds=int(s)))
-        except OverflowError:
-            return None
-    try:
-        return format_utc(datetime.fromisoformat(s))
-    except ValueError:
-        return None
-
-
-_EPOCH_RE = r"^-?\d{1,15}$"
-# Whole seconds with Z or an offset: Arrow's strptime reads these without Python.
-_OFFSET_RE = r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}(Z|[+-]\d{2}:?\d{2})$"
-
-
-def _format_ms(ts: pa.Array) -> pa.Array:
-    """ms timestamps (UTC) as `2024-05-01T10:00:00.123Z`.
-
-    Casting a naive timestamp to text is several times faster than a zoned one.
-    """
-    naive = pc.cast(ts, pa.timestamp("ms"))
-    text = pc.utf8_replace_slice(pc.cast(naive, pa.string()), 10, 11, "T")
-    return pc.binary_join_element_wise(text, pa.scalar("Z"), "")
-
-
-def _convert_where(values: pa.Array, mask: pa.Array, convert: Callable[[pa.Array], pa.Array]) -> pa.Array:
-    """Replace the masked values by `convert` of them, converting only those."""
-    if not pc.any(mask).as_py():
-        return values
-    return pc.replace_with_mask(values, mask, convert(pc.filter(values, mask)))
-
-
-def _from_epoch(text: pa.Array) -> pa.Array:
-    return _format_ms(pc.cast(pc.cast(text, pa.int64()), pa.timestamp("ms", tz="UTC")))
-
-
-def _from_offset(text: pa.Array) -> pa.Array:
-    iso = pc.replace_substring(text, " ", "T", max_replacements=1)
-    return _format_ms(pc.strptime(iso, format="%Y-%m-%dT%H:%M:%S%z", unit="ms", error_is_null=True))
-
-
-def _datetime_strings(arr: pa.Array) -> tuple[list[str | None], dict[int, str]]:
-    """Converted values and {index: original} for the values no parser can read.
-
-    The common shapes (canonical, epoch ms, whole seconds with an offset) are
-    converted by Arrow, each only where it applies; the rest go through
-    Python's ISO parser.
-    """
-    text = pc.utf8_trim_whitespace(arr)
-    is_canonical = pc.fill_null(pc.match_substring_regex(text, _CANONICAL_DATETIME), False)
-    is_epoch = pc.fill_null(pc.match_substring_regex(text, _EPOCH_RE), False)
-    is_offset = pc.and_(pc.fill_null(pc.match_substring_regex(text, _OFFSET_RE), False), pc.invert(is_canonical))
-    converted = pc.if_else(is_canonical, text, pa.scalar(None, pa.string()))
-    converted = _convert_where(converted, is_epoch, lambda _: _from_epoch(pc.filter(text, is_epoch)))
-    converted = _convert_where(converted, is_offset, lambda _: _from_offset(pc.filter(text, is_offset)))
-    values: list[str | None] = converted.to_pylist()
-    leftover = pc.and_(pc.is_null(converted), pc.fill_null(pc.greater(pc.utf8_length(text), 0), False))
-    bad: dict[int, str] = {}
-    if pc.any(leftover).as_py():
-        originals = arr.to_pylist()
-        for i in pc.indices_nonzero(leftover).to_pylist():
-            original = originals[i]
-            value = normalize_datetime(original)
-            if value is None:
-                bad[i] = original
-            values[i] = value
-    return values, bad
-
-
-def typed_to_strings(arr: pa.Array, prop_type: str) -> pa.Array:
-    """A typed (Parquet) column as the strings HubSpot expects."""
-    t = arr.type
-    if pa.types.is_dictionary(t):
-        arr = arr.dictionary_decode()
-        t = arr.type
-    if pa.types.is_string(t) or pa.types.is_large_string(t):
-        return arr
-    if pa.types.is_timestamp(t):
-        if t.tz is None:
-            arr = pc.assume_timezone(arr, "UTC")  # naive timestamps are taken as UTC
-        ms = pc.cast(arr, pa.timestamp("ms", tz="UTC"), safe=False)
-        # Arrow prints "2024-05-01 10:00:00.000Z"; HubSpot wants the "T".
-        return pc.replace_substring(pc.cast(ms, pa.string()), " ", "T", max_replacements=1)
-    if pa.types.is_date(t):
-        as_text = pc.cast(arr, pa.string())
-        if prop_type in DATETIME_TYPES:
-            return pc.binary_join_element_wise(as_text, pa.scalar("T00:00:00.000Z"), "")
-        return as_text
-    if (
-        pa.types.is_integer(t)
-        or pa.types.is_floating(t)
-        or pa.types.is_boolean(t)  # Arrow casts to "true"/"false", as HubSpot wants
-        or pa.types.is_decimal(t)
-    ):
-        # Arrow prints integral floats without ".0" (120000.0 -> "120000").
-        return pc.cast(arr, pa.string())
-    raise MappingError(f"column type {t} cannot be sent as a HubSpot property value")
-
-
 def check_column_types(schema: pa.Schema, column_map: ColumnMap) -> None:
     """Refuse up front a Parquet column whose type has no HubSpot string form."""
     for col, _ in column_map.pairs:
         t = schema.field(col).type
-        if pa.types.is_dictionary(t):
-            t = t.value_type
-        ok = (
-            pa.types.is_string(t)
-            or pa.types.is_large_string(t)
-            or pa.types.is_timestamp(t)
-            or pa.types.is_date(t)
-            or pa.types.is_integer(t)
-            or pa.types.is_floating(t)
-            or pa.types.is_boolean(t)
-            or pa.types.is_decimal(t)
-            or pa.types.is_null(t)
-        )
-        if not ok:
+        if not sendable(t):
             raise MappingError(f"column {col!r} has type {t}, which cannot be sent as a property value")
 
 
-def _column_values(
-    arr: pa.Array, prop: str, prop_type: str
-) -> tuple[list[str | None], dict[int, str], list[int]]:
-    """A column as Python strings, with {index: original} of unreadable datetimes and
-    the indices of values over HubSpot's length cap (checked in Arrow, not per value)."""
+@dataclass
+class _Column:
+    values: list[str | None]
+    bad: dict[int, Problem]  # table index -> the problem
+    naive: int  # timestamps read in the job's zone (they had none)
+    naive_rows: pa.Array | None = None  # bool mask of those rows (text columns)
+
+
+def _column_values(arr: pa.Array, prop: str, prop_type: str, tz: str | None) -> _Column:
+    """A column as Python strings, with the problems of its values (checked in Arrow)."""
     if pa.types.is_null(arr.type):
-        return [None] * len(arr), {}, []
-    arr = typed_to_strings(arr, prop_type)
+        return _Column([None] * len(arr), {}, 0)
+    original = arr
+    arr, typed_naive = typed_to_strings(arr, prop_type, tz)
+    bad: dict[int, Problem] = {}
     if prop_type in DATETIME_TYPES:
-        values, bad = _datetime_strings(arr)
-        return values, bad, []
+        converted = datetimes(arr, tz)
+        if pc.any(converted.bad).as_py():
+            originals = arr.to_pylist()
+            seconds = converted.seconds.to_pylist()
+            for i in pc.indices_nonzero(converted.bad).to_pylist():
+                hint = (f"{originals[i]} looks like epoch seconds; HubSpot wants epoch milliseconds "
+                        f"(multiply by 1000) or ISO-8601" if seconds[i]
+                        else f"{originals[i]} was not a valid datetime for {prop}: use epoch milliseconds or ISO-8601")
+                bad[i] = Problem(ErrorType.INVALID_TIMESTAMP, hint, prop, originals[i])
+        naive = typed_naive or int(pc.sum(converted.naive).as_py() or 0)
+        return _Column(converted.values.to_pylist(), bad, naive,
+                       converted.naive if not typed_naive else pc.is_valid(original))
     too_long = pc.fill_null(pc.greater(pc.utf8_length(arr), MAX_VALUE_LENGTH), False)
-    long_rows = pc.indices_nonzero(too_long).to_pylist() if pc.any(too_long).as_py() else []
-    return arr.to_pylist(), {}, long_rows
+    values = arr.to_pylist()
+    if pc.any(too_long).as_py():
+        for i in pc.indices_nonzero(too_long).to_pylist():
+            v = values[i] or ""
+            bad[i] = Problem(ErrorType.VALUE_TOO_LONG,
+                             f"{prop} is {len(v):,} characters long; HubSpot's limit is {MAX_VALUE_LENGTH:,}",
+                             prop, v[:200])
+    return _Column(values, bad, 0)
 
 
 def id_strings(arr: pa.Array) -> pa.Array:
     """The id column as text (a typed Parquet id becomes its string; an all-null column, nulls)."""
     if pa.types.is_null(arr.type):
         return pa.nulls(len(arr), pa.string())
-    return typed_to_strings(arr, "string")
+    return typed_to_strings(arr, "string")[0]
 
 
 def has_id(ids: pa.Array) -> pa.Array:
@@ -338,32 +235,25 @@ def has_id(ids: pa.Array) -> pa.Array:
     return pc.fill_null(present, False)
 
 
-def map_chunk(chunk: SourceChunk, column_map: ColumnMap, schema: Schema) -> MappedChunk:
+def map_chunk(chunk: SourceChunk, column_map: ColumnMap, schema: Schema, tz: str | None = None) -> MappedChunk:
     """Map every row of a chunk; rows that cannot be sent get a FailedRow with every problem found."""
     table = chunk.table
     n = table.num_rows
     ids_arr = id_strings(table.column(column_map.id_column))
     ids: list[str | None] = ids_arr.to_pylist()
     problems: dict[int, list[Problem]] = {}
+    naive_rows: pa.Array | None = None
 
     names: list[str] = []
     columns: list[list[str | None]] = []
     for col, prop in column_map.property_pairs:
-        prop_type = schema.type_of(prop)
-        values, bad, long_rows = _column_values(table.column(col), prop, prop_type)
-        for i, original in bad.items():
-            problems.setdefault(i, []).append(Problem(
-                ErrorType.INVALID_TIMESTAMP,
-                f"{original} was not a valid datetime for {prop}: use epoch milliseconds or ISO-8601",
-                prop, original))
-        for i in long_rows:
-            v = values[i] or ""
-            problems.setdefault(i, []).append(Problem(
-                ErrorType.VALUE_TOO_LONG,
-                f"{prop} is {len(v):,} characters long; HubSpot's limit is {MAX_VALUE_LENGTH:,}",
-                prop, v[:200]))
+        column = _column_values(table.column(col), prop, schema.type_of(prop), tz)
+        for i, problem in column.bad.items():
+            problems.setdefault(i, []).append(problem)
+        if column.naive and column.naive_rows is not None:
+            naive_rows = column.naive_rows if naive_rows is None else pc.or_(naive_rows, column.naive_rows)
         names.append(prop)
-        columns.append(values)
+        columns.append(column.values)
 
     present = has_id(ids_arr)
     no_id = pc.indices_nonzero(pc.invert(present)).to_pylist() if not pc.all(present).as_py() else []
@@ -392,6 +282,7 @@ def map_chunk(chunk: SourceChunk, column_map: ColumnMap, schema: Schema) -> Mapp
         ids=ids,
         properties=properties,
         failures=failures,
+        naive_rows=pc.indices_nonzero(naive_rows).to_pylist() if naive_rows is not None else [],
     )
 
 

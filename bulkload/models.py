@@ -158,6 +158,7 @@ class BatchPlan:
     failures: list[FailedRow] = field(default_factory=list)
     superseded: list[Superseded] = field(default_factory=list)
     refs: list[tuple[Any, int]] = field(default_factory=list, repr=False)
+    naive_timestamps: int = 0  # inputs with a timestamp that had no zone (read in the job's zone)
     fixed: bool = False  # boundaries come from the journal
     done: bool = False  # the journal has its outcome: never sent again
     replay: bool = False

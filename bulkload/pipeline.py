@@ -61,6 +61,7 @@ _POLL = 0.25
 class Progress(Protocol):
     def start(self, total: int, done: int) -> None: ...
     def advance(self, rows: int, failed: int = 0) -> None: ...
+    def note(self, wait: str | None = None, pace: str | None = None) -> None: ...
     def close(self) -> None: ...
 
 
@@ -69,6 +70,9 @@ class NoProgress:
         pass
 
     def advance(self, rows: int, failed: int = 0) -> None:
+        pass
+
+    def note(self, wait: str | None = None, pace: str | None = None) -> None:
         pass
 
     def close(self) -> None:
@@ -88,6 +92,11 @@ class Runtime:
     progress: Progress = field(default_factory=NoProgress)
     checkpoint: Callable[[str], None] | None = None
     grace_seconds: float = GRACE_SECONDS
+    stop_reason: list[str] = field(default_factory=list)  # what set `stop` (the CLI's signal handler)
+
+    def interrupted(self) -> Interrupted:
+        what = self.stop_reason[-1] if self.stop_reason else "a stop request"
+        return Interrupted(f"interrupted by {what}")
 
 
 class Stage(Protocol):
@@ -236,10 +245,10 @@ def _send_all(stage: Stage, journal: Journal, run_no: int, batches: Iterator[Bat
                 (claims if plan.inputs else closed).append(plan)
             turn, outcomes = outcomes, []  # taken first: a crash inside the write must not write them twice
             _turn(stage, journal, run_no, turn, claims, closed, meter, rt.wall())
-            for plan in [*(r.plan for r in turn), *closed]:
+            for plan, failed in [*((r.plan, len(r.failures)) for r in turn), *((p, 0) for p in closed)]:
                 n = plan.n_rows if not plan.replay else len(plan.inputs) + len(plan.failures)
                 rows_done += n
-                rt.progress.advance(n)
+                rt.progress.advance(n, failed + len(plan.failures))
             for plan in claims:
                 senders.submit(plan)
                 inflight += 1
@@ -252,6 +261,8 @@ def _send_all(stage: Stage, journal: Journal, run_no: int, batches: Iterator[Bat
             for plan, outcome, exc in senders.wait(_POLL):
                 inflight -= 1
                 if exc is not None:
+                    if isinstance(exc, Interrupted) and rt.stop.is_set():
+                        exc = rt.interrupted()  # the stop, not where a sender happened to notice it
                     stop_error = _first_stop(stop_error, exc)
                     if isinstance(exc, AuthError | RequestRejected):
                         grace_deadline = rt.clock()  # every batch would get the same answer: stop at once
@@ -267,7 +278,7 @@ def _send_all(stage: Stage, journal: Journal, run_no: int, batches: Iterator[Bat
     if stop_error is not None:
         raise stop_error
     if not exhausted or inflight:  # stopped, with batches not yet planned or still unanswered
-        raise Interrupted("interrupted")
+        raise rt.interrupted()
     return rows_done
 
 
@@ -323,7 +334,7 @@ def run(journal: Journal, stage: Stage, *, config: JobConfig, conn: Connection, 
         limiter = make_limiter(tuning, rt)
         with make_client(conn, tuning, rt, ApiPaths(cast(ApiVersion, config.api_version))) as client:
             sender = Sender(client, limiter, policy=RetryPolicy.of(tuning), clock=rt.clock, sleep=rt.sleep,
-                            rng=rt.rng, stop=rt.stop, hooks=meter)
+                            rng=rt.rng, stop=rt.stop, hooks=meter, notice=rt.progress.note)
             try:
                 schema = read_schema(sender, client, config.object_type)
             finally:
@@ -358,7 +369,8 @@ def run(journal: Journal, stage: Stage, *, config: JobConfig, conn: Connection, 
         raise
     except KeyboardInterrupt:
         outcome = "stopped: Interrupted"
-        stop = Interrupted("interrupted")
+        rt.stop_reason.append("Ctrl-C")
+        stop = rt.interrupted()
         _pause(journal, stop)
         raise stop from None
     except Exception as e:  # a bug: the journal is consistent, so the job stays resumable

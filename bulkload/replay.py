@@ -21,12 +21,13 @@ from typing import Any
 import pyarrow as pa
 
 from bulkload.config import JobConfig
+from bulkload.convert import format_utc
 from bulkload.corrections import CorrectedRow, open_corrected_file
 from bulkload.errors import InputError, MappingError
 from bulkload.journal import BatchResult, Journal, ReplayRow, Usage
-from bulkload.mapping import ColumnMap, Schema, format_utc, map_chunk
+from bulkload.mapping import ColumnMap, Schema, map_chunk
 from bulkload.models import BatchPlan, FailedRow
-from bulkload.report.fields import RAW_KEY
+from bulkload.reports.fields import RAW_KEY
 from bulkload.source import SourceChunk
 from bulkload.taxonomy import ErrorType
 
@@ -147,7 +148,7 @@ class ReplayStage:
                 row_numbers=pa.array([r.row_number for r in rows], pa.int64()),
                 line_numbers=pa.array([r.line_number for r in rows], pa.int64()),
             )
-            mapped = map_chunk(chunk, self.column_map, schema)
+            mapped = map_chunk(chunk, self.column_map, schema, self.config.timezone)
             plan = BatchPlan(0, rows[0].row_number, rows[-1].row_number, replay=True)
             for i, row in enumerate(rows):
                 failure = mapped.failures.get(i)

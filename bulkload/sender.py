@@ -143,6 +143,7 @@ class Sender:
         stop: threading.Event | None = None,
         hooks: SendHooks | None = None,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
+        notice: Callable[[str | None], None] = lambda wait: None,
     ) -> None:
         self._client = client
         self._limiter = limiter
@@ -154,6 +155,7 @@ class Sender:
         self._stop = stop
         self._hooks: SendHooks = hooks or NoHooks()
         self._now = now
+        self._notice = notice  # what a wait is for, shown by the progress display
 
     # --- any request ----------------------------------------------------------------
 
@@ -334,7 +336,9 @@ class Sender:
             log.info("retrying in %.2fs after attempt %d: %s", delay, attempt, reason)
             run.retries += 1
             self._hooks.on_retry(kind)
+            self._notice(f"backing off {delay:.0f} s after {_short(reason)}")
             self._pause(delay)
+            self._notice(None)
 
     def _after(self, kind: str, status: int | None, rate: RateLimitInfo | None, sent_at: float) -> None:
         if rate is not None:
@@ -366,6 +370,12 @@ class Sender:
         # which the API does not tell us. Midnight UTC may be hours early or late;
         # resuming early costs one more daily 429, resuming late only waiting.
         return next_midnight_utc(now)
+
+
+def _short(reason: str) -> str:
+    """`transient HubSpot failure (HTTP 502): ...` -> `HTTP 502`, for a one-line display."""
+    start, end = reason.find("("), reason.find(")")
+    return reason[start + 1 : end] if 0 <= start < end else reason[:40]
 
 
 def _trace_order(trace: str) -> tuple[int, str]:

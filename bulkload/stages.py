@@ -87,7 +87,7 @@ class SourceStage:
         for chunk in self.source.chunks(rows_per_chunk=SEND_CHUNK_ROWS, start=start, expect=self.expect):
             trimmed = trim(chunk, prefix_row)
             if trimmed is not None:
-                yield from chunker.feed(map_chunk(trimmed, self.column_map, schema))
+                yield from chunker.feed(map_chunk(trimmed, self.column_map, schema, self.config.timezone))
         yield from chunker.finish()
 
     def record(self, journal: Journal, run_no: int, outcomes: list[BatchResult], claims: list[BatchPlan],

@@ -34,6 +34,11 @@ def resume_command(journal: Journal) -> str:
     return f"bulkload resume {journal.job_id}{job_dir_flag(journal.path.parent)}"
 
 
+def sent_anything(journal: Journal) -> bool:
+    """Whether the job ever spent an upsert or landed a row (a properties read is not sending)."""
+    return bool(journal.calls_by_kind().get("upsert") or journal.counts()["rows"]["upserted"])
+
+
 def effective_state(journal: Journal) -> tuple[str, str | None]:
     """The job's state as a user should see it: a `running` job whose process is gone is paused."""
     job = journal.job()
@@ -58,6 +63,8 @@ def status_of(journal: Journal) -> dict[str, Any]:
             "format": job.source_format,
             "fingerprint": job.fingerprint.get("sha256", ""),
             "size": job.fingerprint.get("size"),
+            "delimiter": job.config.get("delimiter"),
+            "delimiter_origin": job.config.get("delimiter_origin"),
         },
         **counts,
         "created_at": job.created_at,
@@ -65,6 +72,7 @@ def status_of(journal: Journal) -> dict[str, Any]:
         "finished_at": job.finished_at,
         "journal": str(journal.path.resolve()),
         "tuning": tuning,
+        "timestamps": {"without_zone": journal.naive_timestamps(), "read_as": job.config.get("timezone") or "UTC"},
     }
     if state == JobState.PAUSED:
         out["paused_reason"] = reason

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from bulkload.models import JobState
-from bulkload.report import CategoryCard, render_summary
+from bulkload.reports import CategoryCard, render_summary
 
 
 def _n(x: int | None) -> str:
@@ -20,10 +20,32 @@ def _rows_line(rows: dict[str, Any]) -> str:
             f"{_n(rows['superseded'])} superseded · {_n(rows['pending'])} pending")
 
 
+def _source_line(st: dict[str, Any]) -> str:
+    src = st["source"]
+    how = src["format"]
+    if src.get("delimiter"):
+        name = "tab" if src["delimiter"] == "\t" else repr(src["delimiter"])
+        how += f", delimiter {name}" + (f" ({src['delimiter_origin']})" if src.get("delimiter_origin") else "")
+    return f"  source    {src['path']} ({how}, sha256 {src['fingerprint'][:12]})"
+
+
+def _timestamps_line(st: dict[str, Any]) -> str | None:
+    ts = st.get("timestamps") or {}
+    n = ts.get("without_zone") or 0
+    if not n:
+        return None
+    if ts.get("read_as", "UTC") == "UTC":
+        return (f"  note      {n:,} timestamps had no zone and were taken as UTC; "
+                "--timezone Europe/Oslo (any IANA zone) reads them as local")
+    return f"  note      {n:,} timestamps had no zone and were read in {ts['read_as']}"
+
+
 def render_run_summary(st: dict[str, Any], by_type: Sequence[tuple[str, str, int]]) -> str:
     """What `load`, `resume` and `retry` print at the end."""
     rows = st["rows"]
-    lines = [f"Job {st['job_id']}: {st['state']}", _rows_line(rows)]
+    lines = [f"Job {st['job_id']}: {st['state']}", _source_line(st), _rows_line(rows)]
+    if note := _timestamps_line(st):
+        lines.append(note)
     if by_type:
         lines.append("  failed by errorType: " + ", ".join(f"{t} {n:,}" for _, t, n in by_type))
     if rows["superseded"]:
@@ -42,7 +64,7 @@ def render_status(st: dict[str, Any], cards: Sequence[CategoryCard], superseded:
     state = st["state"] + (f" ({st['phase']})" if st.get("phase") else "")
     lines = [
         f"Job {st['job_id']} — {state}",
-        f"  source    {st['source']['path']} ({st['source']['format']}, sha256 {st['source']['fingerprint'][:12]})",
+        _source_line(st),
         f"  object    {st['object_type']} by {st['id_property']}",
         _rows_line(rows),
         f"  batches   {_n(batches['total'])} total · {_n(batches['done'])} done · {_n(batches['partial'])} partial · "
@@ -58,6 +80,8 @@ def render_status(st: dict[str, Any], cards: Sequence[CategoryCard], superseded:
             f"{k.replace('_', ' ')} {v}" for k, v in tuning.items() if k != "max_outage_seconds" and v is not None),
         f"  updated   {st['updated_at']}",
     ]
+    if note := _timestamps_line(st):
+        lines.append(note)
     if "throughput" in st:
         tp = st["throughput"]
         eta = tp["eta_seconds"]
@@ -81,4 +105,21 @@ def render_jobs(entries: Sequence[dict[str, Any]]) -> str:
         )
         if e.get("resume_command"):
             lines.append(f"{'':<36} resume: {e['resume_command']}")
+    return "\n".join(lines)
+
+
+def render_properties(object_type: str, items: Sequence[dict[str, Any]]) -> str:
+    """`bulkload properties`: one line a property, then its options as `label = value`."""
+    lines = [f"{object_type}: {len(items)} properties", f"  {'NAME':<34} {'TYPE':<22} {'UNIQUE':<7} LABEL"]
+    for p in items:
+        kind = f"{p.get('type', '?')}/{p.get('fieldType', '?')}"
+        flags = "unique" if p.get("hasUniqueValue") else ""
+        meta = p.get("modificationMetadata") or {}
+        extra = " (read-only)" if isinstance(meta, dict) and meta.get("readOnlyValue") else ""
+        if p.get("referencedObjectType") == "OWNER":
+            extra += " (an owner id; owner e-mails are resolved by the loader)"
+        lines.append(f"  {p.get('name', ''):<34} {kind:<22} {flags:<7} {p.get('label', '')}{extra}")
+        for o in p.get("options") or []:
+            if isinstance(o, dict):
+                lines.append(f"      {o.get('label', '')!s} = {o.get('value', '')!s}")
     return "\n".join(lines)

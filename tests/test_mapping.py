@@ -7,8 +7,9 @@ from datetime import date, datetime
 import pyarrow as pa
 import pytest
 
+from bulkload.convert import normalize_datetime
 from bulkload.errors import MappingError, SourceError
-from bulkload.mapping import Schema, map_chunk, normalize_datetime, resolve_columns
+from bulkload.mapping import Schema, map_chunk, resolve_columns
 from bulkload.source import SourceChunk
 from bulkload.taxonomy import ErrorType
 

@@ -20,7 +20,7 @@ from bulkload.demo import demo_report
 from bulkload.errors import EXIT_INPUT, InputError, JobNotFound
 from bulkload.journal import BatchResult, Journal, journal_path
 from bulkload.models import BatchOutcome, BatchPlan, FailedRow, Landed, Superseded
-from bulkload.report import (
+from bulkload.reports import (
     ERROR_COLUMNS,
     SEVERITY_COLUMN,
     CategoryCard,

@@ -200,6 +200,10 @@ class Reads:
             "api_calls": max(calls, batch_requests),
         }
 
+    def naive_timestamps(self) -> int:
+        """Inputs claimed so far whose timestamp had no zone (read in the job's zone)."""
+        return int(self._one("SELECT COALESCE(SUM(naive_timestamps), 0) FROM batches")[0])
+
     def failed_by_type(self) -> list[tuple[str, str, int]]:
         """(category, errorType, rows) of the current errors, most first."""
         return [(r[0], r[1], int(r[2])) for r in self.db.execute(

@@ -135,6 +135,7 @@ MIGRATIONS: list[str] = [
     # - row_errors.problems: every problem of the row as JSON, when it has several; an
     #   id that is blank or whitespace is no id (NULL), so such rows stay apart.
     # - runs.rows_done counts what the run finished, runs.requests what it spent.
+    # - batches.naive_timestamps: inputs whose timestamp had no zone (read in the job's zone).
     """
     ALTER TABLE dup_ids RENAME TO superseding;
     ALTER TABLE job ADD COLUMN tuning TEXT;
@@ -153,6 +154,7 @@ MIGRATIONS: list[str] = [
     ALTER TABLE row_errors ADD COLUMN problems TEXT;
     UPDATE row_errors SET id_value = NULL WHERE TRIM(id_value, ' ' || char(9, 10, 11, 12, 13)) = '';
     ALTER TABLE runs ADD COLUMN requests INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE batches ADD COLUMN naive_timestamps INTEGER NOT NULL DEFAULT 0;
     """,
 ]
 

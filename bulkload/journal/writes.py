@@ -228,11 +228,12 @@ class Writes:
     def _claim(self, plan: BatchPlan, ts: str) -> None:
         self.db.conn.execute(
             "INSERT INTO batches(batch_no, first_row, last_row, n_rows, n_inputs, n_superseded,"
-            " n_local_failed, status, claimed_at, attempts, first_line) VALUES (?,?,?,?,?,?,?,?,?,1,?)"
+            " n_local_failed, status, claimed_at, attempts, first_line, naive_timestamps)"
+            " VALUES (?,?,?,?,?,?,?,?,?,1,?,?)"
             " ON CONFLICT(batch_no) DO UPDATE SET attempts = attempts + 1, claimed_at = excluded.claimed_at,"
             " status = excluded.status",
             [plan.batch_no, plan.first_row, plan.last_row, plan.n_rows, len(plan.inputs), len(plan.superseded),
-             len(plan.failures), BatchStatus.IN_FLIGHT.value, ts, plan.first_line],
+             len(plan.failures), BatchStatus.IN_FLIGHT.value, ts, plan.first_line, plan.naive_timestamps],
         )
         if plan.failures:
             # OR IGNORE: a row already journaled keeps its record (it may have been

@@ -29,7 +29,7 @@ import orjson
 
 from bulkload.errors import InputError
 from bulkload.journal import ErrorRow, Journal, WarningRow
-from bulkload.report.fields import (
+from bulkload.reports.fields import (
     KIND_ERROR,
     KIND_WARNING,
     RAW_KEY,

@@ -34,7 +34,7 @@ import pyarrow.parquet as pq
 
 from bulkload.errors import InputError
 from bulkload.journal import Journal
-from bulkload.report.fields import (
+from bulkload.reports.fields import (
     ERROR_COLUMN_SET,
     ERROR_COLUMNS,
     LEADING_FIELDS,
@@ -47,7 +47,7 @@ from bulkload.report.fields import (
     cell_text,
     neutralise_cell,
 )
-from bulkload.report.rows import JobInfo, check_limit, encode_cursor, iter_keyed, prepare
+from bulkload.reports.rows import JobInfo, check_limit, encode_cursor, iter_keyed, prepare
 
 Format = Literal["csv", "jsonl", "parquet"]
 FORMATS: tuple[str, ...] = get_args(Format)

@@ -13,14 +13,14 @@ Modules: `fields` (the vocabulary and CSV cells), `rows` (the rows and pages),
 
 from __future__ import annotations
 
-from bulkload.report.cards import (
+from bulkload.reports.cards import (
     CategoryCard,
     readable_message,
     render_summary,
     summary,
     summary_dict,
 )
-from bulkload.report.fields import (
+from bulkload.reports.fields import (
     ERROR_COLUMN_PREFIX,
     ERROR_COLUMNS,
     ERROR_FIELDS,
@@ -32,7 +32,7 @@ from bulkload.report.fields import (
     neutralise_cell,
     restore_cell,
 )
-from bulkload.report.files import (
+from bulkload.reports.files import (
     FORMATS,
     STDOUT,
     Format,
@@ -42,7 +42,7 @@ from bulkload.report.files import (
     parquet_schema,
     write_report,
 )
-from bulkload.report.rows import ReportPage, decode_cursor, encode_cursor, report_rows
+from bulkload.reports.rows import ReportPage, decode_cursor, encode_cursor, report_rows
 
 __all__ = [
     "ERROR_COLUMNS",
