@@ -103,10 +103,12 @@ def iso_ms(text: str) -> str:
 
 
 @pytest.fixture(autouse=True)
-def _no_real_hubspot(monkeypatch: pytest.MonkeyPatch) -> None:
+def _no_real_hubspot(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory) -> None:
     # No test may reach outside loopback: drop any ambient configuration.
     for var in ("HUBSPOT_ACCESS_TOKEN", "HUBSPOT_BASE_URL", "BULKLOAD_JOB_DIR"):
         monkeypatch.delenv(var, raising=False)
+    # Nor write the user's index of job dirs: each test has one of its own.
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path_factory.mktemp("state")))
     os.environ.setdefault("NO_COLOR", "1")
 
 

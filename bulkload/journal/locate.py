@@ -125,7 +125,7 @@ def find_journal(job_id: str, job_dir: Path | None) -> Path:
         raise JobNotFound(f"invalid job id {job_id!r}")
     places = [job_dir] if job_dir is not None else [default_job_dir(), *known_job_dirs()]
     looked: list[Path] = []
-    for place in dict.fromkeys(p.resolve() if p.exists() else p for p in places):
+    for place in dict.fromkeys(p.resolve() for p in places):
         path = journal_path(place, job_id)
         looked.append(path)
         if path.exists():
