@@ -30,7 +30,15 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from bulkload.config import JobConfig, Tuning, default_job_dir, read_map_file, resolve_connection
+from bulkload.config import (
+    JobConfig,
+    Tuning,
+    default_job_dir,
+    parse_associations,
+    read_map_associations,
+    read_map_file,
+    resolve_connection,
+)
 from bulkload.errors import BulkloadError
 
 __version__ = "0.2.0"
@@ -54,6 +62,7 @@ def load(
     token: str | None = None,
     base_url: str | None = None,
     columns: dict[str, str] | None = None,
+    associate: Sequence[str] = (),
     map_file: _PathLike | None = None,
     source_format: str | None = None,
     delimiter: str | None = None,
@@ -64,16 +73,19 @@ def load(
     """Load `source` into HubSpot, upserting `object_type` records by `id_property`.
 
     `columns` maps source columns to properties (`""` drops one), over a `map_file`'s
-    `[columns]` table. Runs to the end or to a resumable stop (which raises). Returns the
+    `[columns]` table; `associate` lists `COLUMN=OBJECT.PROPERTY` (e.g.
+    `contact_email=contacts.email`), over its `[associations]` table. Runs to the end or to a resumable stop (which raises). Returns the
     job's status, with `exit_code` 0 (every row landed) or 1 (some rows failed).
     """
     from bulkload import api as _api
 
     mapping = read_map_file(Path(map_file)) if map_file else {}
     mapping.update(columns or {})
+    links = {t.column: str(t) for t in (read_map_associations(Path(map_file)) if map_file else ())}
+    links.update({t.column: str(t) for t in parse_associations(list(associate))})
     config = JobConfig(source=Path(source), id_property=id_property, object_type=object_type,
                        source_format=source_format, columns=mapping, batch_size=batch_size, delimiter=delimiter,
-                       timezone=timezone)
+                       timezone=timezone, associations=parse_associations(list(links.values())))
     Tuning.from_choices(tuning)
     result = _api.load(config, _connection(token, base_url), job_dir=Path(job_dir) if job_dir else default_job_dir(),
                        job_id=job_id, tuning=tuning)

@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, cast
 
+from bulkload.associations import AssociationStep
 from bulkload.config import Connection, JobConfig, Tuning, merge_tuning, tuning_choices
 from bulkload.errors import BulkloadError, InputError, JobNotFound, SourceChanged
 from bulkload.hubspot.paths import ApiPaths, ApiVersion
@@ -107,7 +108,7 @@ def load(
             )
             fp = _scan(journal, source, column_map)
             keep = True
-            stage = SourceStage("load", journal, source, column_map, config, expect=fp)
+            stage = SourceStage("load", journal, source, column_map, config, expect=fp, links=_links(journal, config))
             return run(journal, stage, config=config, conn=conn, tuning=in_force, choices=choices, rt=rt)
         except InputError:
             # Unusable input and nothing written: no job to resume, so no journal left behind.
@@ -187,7 +188,7 @@ def resume(
         if not job.scan_complete:
             fp = _scan(journal, source, column_map)
         in_force, choices = merge_tuning(job.tuning, tuning_choices(tuning))
-        stage = SourceStage("resume", journal, source, column_map, config, expect=fp)
+        stage = SourceStage("resume", journal, source, column_map, config, expect=fp, links=_links(journal, config))
         return run(journal, stage, config=config, conn=conn, tuning=in_force, choices=choices, rt=rt)
 
 
@@ -217,10 +218,14 @@ def retry(
     with job_lock(path, "retry"), Journal.open(path, writable=True, checkpoint=rt.checkpoint) as journal:
         job = _job_or_hint(journal)
         config = JobConfig.from_dict(job.config)
-        column_map = resolve_columns(job.columns, config.id_property, config.columns)
+        column_map = resolve_columns(job.columns, config.id_property, config.columns, config.associations)
         types = [t.strip() for group in error_types for t in group.split(",") if t.strip()]
-        stage = ReplayStage(journal, config, column_map, list(job.columns), types, corrected)
-        if stage.select():
+        stage = ReplayStage(journal, config, column_map, list(job.columns), types, corrected,
+                            links=_links(journal, config))
+        # Failed associations are tried again (the contact may exist now), unless the retry
+        # is limited to error types that are not about associations.
+        reopened = journal.reopen_failed_pairs() if config.associations and _about_links(types) else 0
+        if stage.select() or reopened:
             in_force, choices = merge_tuning(job.tuning, tuning_choices(tuning))
             run(journal, stage, config=config, conn=conn, tuning=in_force, choices=choices, rt=rt)
         return stage.stats, status_of(journal)
@@ -258,6 +263,16 @@ def properties(object_type: str, conn: Connection, *, api_version: str = "v3",
                         rng=rt.rng, stop=rt.stop)
         items = sender.call("schema", lambda: client.list_properties(object_type))
     return sorted(items, key=lambda p: str(p.get("name", "")))
+
+
+def _links(journal: Journal, config: JobConfig) -> AssociationStep | None:
+    if not config.associations:
+        return None
+    return AssociationStep(journal, config.associations, config.object_type, config.id_property)
+
+
+def _about_links(error_types: Sequence[str]) -> bool:
+    return not error_types or bool({"ASSOCIATED_RECORD_NOT_FOUND", "INVALID_ASSOCIATION"} & {t.upper() for t in error_types})
 
 
 def open_journal(job_dir: Path | None, job_id: str) -> Journal:

@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import replace
 
 from bulkload.mapping import MappedChunk, row_data
-from bulkload.models import BatchPlan, FailedRow, KnownBatch, Superseded
+from bulkload.models import BatchPlan, FailedRow, KnownBatch, Link, Superseded
 from bulkload.source import MalformedRow
 from bulkload.taxonomy import ErrorType
 
@@ -125,6 +125,7 @@ class Chunker:
         ids, props, lines, rows = mapped.ids, mapped.properties, mapped.line_numbers, mapped.row_numbers
         id_property = self.id_property
         naive = mapped.naive_rows
+        links = mapped.links
         n = len(rows)
         pos = 0
         for stop in [*self._special(mapped, winners), n]:
@@ -144,6 +145,8 @@ class Chunker:
                         [{"idProperty": id_property, "id": ids[k], "properties": props[k],  # type: ignore[typeddict-item]
                           "objectWriteTraceId": str(rows[k])} for k in range(pos, end)]
                     )
+                    if links is not None:
+                        cur.links.extend(Link(rows[k], t, v) for k in range(pos, end) for t, v in links[k])
                     cur.input_lines.extend(lines[pos:end])
                     cur.refs.extend([(table, k) for k in range(pos, end)])
                 self._after_row(cur, rows[end - 1], out)
@@ -187,6 +190,8 @@ class Chunker:
             cur = self._open(row_number, out, lines[i])
             if not cur.done:
                 cur.naive_timestamps += i in naive
+                if mapped.links is not None:
+                    cur.links.extend(Link(row_number, t, v) for t, v in mapped.links[i])
                 cur.inputs.append({"idProperty": self.id_property, "id": ids[i] or "",
                                    "properties": props[i] or {}, "objectWriteTraceId": str(row_number)})
                 cur.input_lines.append(lines[i])

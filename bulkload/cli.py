@@ -24,7 +24,9 @@ from bulkload.config import (
     MAX_CONCURRENCY,
     MAX_TIMEOUT,
     JobConfig,
+    parse_associations,
     parse_column_overrides,
+    read_map_associations,
     read_map_file,
     resolve_connection,
 )
@@ -213,6 +215,9 @@ def cli() -> None:
               help='TOML file with a [columns] table: "source column" = "property" ("" drops the column).')
 @click.option("--column", "columns", multiple=True, metavar="SRC=PROP",
               help="Map a source column to a property; SRC= drops the column. Repeatable.")
+@click.option("--associate", "associate", multiple=True, metavar="COLUMN=OBJECT.PROPERTY",
+              help="After a row lands, associate it with the OBJECT records whose PROPERTY equals the cell "
+                   "(';' separates several; hs_object_id, a unique property, or contacts.email). Repeatable.")
 @click.option("--format", "source_format", type=click.Choice(["csv", "tsv", "parquet"]), default=None,
               help="Source format (default: from the file).")
 @click.option("--delimiter", default=None, metavar="CHAR",
@@ -224,7 +229,8 @@ def cli() -> None:
 @click.option("--dry-run", is_flag=True, help="Read, map and check the file locally; send nothing.")
 @tuning_options
 def load(source: Path, id_property: str, object_type: str, job_dir: Path | None, job_id: str | None,
-         map_file: Path | None, columns: tuple[str, ...], source_format: str | None, delimiter: str | None,
+         map_file: Path | None, columns: tuple[str, ...], associate: tuple[str, ...], source_format: str | None,
+         delimiter: str | None,
          timezone: str | None, batch_size: int, dry_run: bool, concurrency: int | None, rate: str | None,
          daily_budget: int | None,
          timeout: float | None, max_attempts: int | None, base_url: str | None, token_file: Path | None,
@@ -239,9 +245,12 @@ def load(source: Path, id_property: str, object_type: str, job_dir: Path | None,
     _json_mode(as_json)
     mapping = read_map_file(map_file) if map_file else {}
     mapping.update(parse_column_overrides(columns))
+    # A flag overrides the mapping file's [associations] for the same column.
+    links = {t.column: str(t) for t in (read_map_associations(map_file) if map_file else ())}
+    links.update({t.column: str(t) for t in parse_associations(associate)})
     config = JobConfig(source=source, id_property=id_property, object_type=object_type,
                        source_format=source_format, columns=mapping, batch_size=batch_size, delimiter=delimiter,
-                       timezone=timezone)
+                       timezone=timezone, associations=parse_associations(list(links.values())))
     choices = _choices(concurrency=concurrency, rate=rate, daily_budget=daily_budget, timeout=timeout,
                        max_attempts=max_attempts)
     from bulkload.config import Tuning

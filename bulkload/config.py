@@ -14,7 +14,7 @@ import math
 import os
 import re
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -22,6 +22,7 @@ from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from bulkload.errors import InputError
+from bulkload.models import Target
 
 DEFAULT_BASE_URL = "https://api.hubapi.com"
 DEFAULT_OBJECT_TYPE = "calls"
@@ -143,6 +144,7 @@ class JobConfig:
     delimiter: str | None = None  # None: detect (CSV)
     api_version: str = "v3"  # HubSpot's path family: "2026-03" or "v3"
     timezone: str | None = None  # how to read timestamps without a zone (None: UTC)
+    associations: tuple[Target, ...] = ()  # --associate COLUMN=OBJECT.PROPERTY, in order
 
     def __post_init__(self) -> None:
         if not 1 <= self.batch_size <= MAX_BATCH_SIZE:
@@ -156,6 +158,7 @@ class JobConfig:
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["source"] = str(self.source)
+        d["associations"] = [str(t) for t in self.associations]
         return d
 
     @classmethod
@@ -170,7 +173,31 @@ class JobConfig:
             delimiter=d.get("delimiter"),
             api_version=d.get("api_version", "v3"),
             timezone=d.get("timezone"),
+            associations=tuple(parse_association(a) for a in d.get("associations") or ()),
         )
+
+
+_ASSOCIATION = re.compile(r"\s*(?P<column>[^=]+?)\s*=\s*(?P<object>[A-Za-z0-9_-]+)\.(?P<prop>[A-Za-z0-9_]+)\s*")
+
+
+def parse_association(text: str) -> Target:
+    """`COLUMN=OBJECT.PROPERTY` (e.g. `contact_email=contacts.email`)."""
+    m = _ASSOCIATION.fullmatch(text)
+    if m is None:
+        raise InputError(f"invalid --associate {text!r}: expected COLUMN=OBJECT.PROPERTY, e.g. "
+                         "contact_email=contacts.email")
+    return Target(m["column"], m["object"].lower() if not m["object"][0].isdigit() else m["object"], m["prop"])
+
+
+def parse_associations(pairs: Sequence[str] | Mapping[str, str]) -> tuple[Target, ...]:
+    """Several --associate (or a map file's [associations] table); one column, one target."""
+    items = [f"{k}={v}" for k, v in pairs.items()] if isinstance(pairs, Mapping) else list(pairs)
+    targets = tuple(parse_association(p) for p in items)
+    columns = [t.column for t in targets]
+    twice = sorted({c for c in columns if columns.count(c) > 1})
+    if twice:
+        raise InputError(f"the column {', '.join(twice)} is given to --associate twice")
+    return targets
 
 
 def parse_column_overrides(pairs: tuple[str, ...] | list[str]) -> dict[str, str]:
@@ -190,6 +217,15 @@ def read_map_file(path: Path) -> dict[str, str]:
     An empty string drops the column. Top-level string keys are accepted too, so
     a file holding nothing but `a = "b"` lines works.
     """
+    return _read_toml(path)[0]
+
+
+def read_map_associations(path: Path) -> tuple[Target, ...]:
+    """A mapping file's `[associations]` table: `"column" = "OBJECT.PROPERTY"`."""
+    return parse_associations(_read_toml(path)[1])
+
+
+def _read_toml(path: Path) -> tuple[dict[str, str], dict[str, str]]:
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
@@ -201,7 +237,10 @@ def read_map_file(path: Path) -> dict[str, str]:
     table = data.get("columns", {k: v for k, v in data.items() if isinstance(v, str)})
     if not isinstance(table, dict) or not all(isinstance(v, str) for v in table.values()):
         raise InputError(f"mapping file {path}: [columns] must map column names to property names")
-    return {str(k): str(v) for k, v in table.items()}
+    links = data.get("associations", {})
+    if not isinstance(links, dict) or not all(isinstance(v, str) for v in links.values()):
+        raise InputError(f"mapping file {path}: [associations] must map column names to OBJECT.PROPERTY")
+    return {str(k): str(v) for k, v in table.items()}, {str(k): str(v) for k, v in links.items()}
 
 
 @dataclass(frozen=True)

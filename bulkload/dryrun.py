@@ -38,6 +38,10 @@ def dry_run(config: JobConfig) -> dict[str, Any]:
             inputs += len(b.inputs)
             superseded += len(b.superseded)
             failures.update(f.error_type for f in b.failures)
+            if b.links:
+                journal.add_planned_pairs(b.links)
+        pairs = journal.association_counts()["total"]
+        distinct = journal.distinct_values()
     return {
         "dry_run": True,
         "source": {"path": str(config.source), "format": source.format, "columns": list(source.columns)},
@@ -47,4 +51,10 @@ def dry_run(config: JobConfig) -> dict[str, Any]:
         "local_failures": dict(failures.most_common()),
         "requests": n_batches,
         "batch_size": config.batch_size,
+        "associations": {
+            "pairs": pairs,
+            "targets": [{"target": str(t), "distinct_values": distinct.get(i, 0),
+                         "lookups": distinct.get(i, 0) if t.needs_lookup else 0}
+                        for i, t in enumerate(config.associations)],
+        },
     }

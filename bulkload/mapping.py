@@ -21,7 +21,7 @@ import pyarrow.compute as pc
 
 from bulkload.convert import DATETIME_TYPES, datetimes, format_utc, sendable, typed_to_strings
 from bulkload.errors import MappingError, SourceError
-from bulkload.models import FailedRow, Problem
+from bulkload.models import FailedRow, Problem, Target
 from bulkload.source import SourceChunk
 from bulkload.taxonomy import ErrorType
 
@@ -122,10 +122,13 @@ class ColumnMap:
 
 
 def resolve_columns(
-    source_columns: Sequence[str], id_property: str, overrides: Mapping[str, str]
+    source_columns: Sequence[str], id_property: str, overrides: Mapping[str, str],
+    associations: Sequence[Target] = (),
 ) -> ColumnMap:
-    """Same-named properties by default; overrides rename (`SRC=PROP`) or drop (`SRC=`)."""
-    missing = [c for c in overrides if c not in source_columns]
+    """Same-named properties by default; overrides rename (`SRC=PROP`) or drop (`SRC=`).
+    An association column is not a property: it only names the records to associate."""
+    linked = {t.column for t in associations}
+    missing = [c for c in [*overrides, *linked] if c not in source_columns]
     if missing:
         raise MappingError(
             f"unknown column{'s' if len(missing) > 1 else ''} in mapping: {', '.join(missing)} "
@@ -134,7 +137,7 @@ def resolve_columns(
     pairs: list[tuple[str, str]] = []
     for col in source_columns:
         prop = overrides.get(col, col)
-        if prop:
+        if prop and col not in linked:
             pairs.append((col, prop))
     targets = [p for _, p in pairs]
     dupes = sorted({p for p in targets if targets.count(p) > 1})
@@ -163,6 +166,7 @@ class MappedChunk:
     properties: list[dict[str, str] | None]  # None where the row failed locally
     failures: dict[int, FailedRow] = field(default_factory=dict)  # table index -> failure
     naive_rows: list[int] = field(default_factory=list)  # rows with a timestamp that had no zone
+    links: list[list[tuple[int, str]]] | None = None  # per row: (target, value) to associate
 
 
 def local_failure(problems: list[Problem]) -> FailedRow:
@@ -235,7 +239,33 @@ def has_id(ids: pa.Array) -> pa.Array:
     return pc.fill_null(present, False)
 
 
-def map_chunk(chunk: SourceChunk, column_map: ColumnMap, schema: Schema, tz: str | None = None) -> MappedChunk:
+def association_values(table: pa.RecordBatch | pa.Table, targets: Sequence[Target]) -> list[list[tuple[int, str]]]:
+    """Per row, the (target, value) pairs its association cells name: `;` separates several
+    records, values are trimmed, e-mails lower-cased, an empty cell names none."""
+    n = table.num_rows
+    out: list[list[tuple[int, str]]] = [[] for _ in range(n)]
+    for t, target in enumerate(targets):
+        arr = id_strings(table.column(target.column))
+        text = pc.utf8_trim_whitespace(arr)
+        if target.folds_case:
+            text = pc.utf8_lower(text)
+        has_many = pc.fill_null(pc.match_substring(text, ";"), False)
+        values = text.to_pylist()
+        many = set(pc.indices_nonzero(has_many).to_pylist()) if pc.any(has_many).as_py() else set()
+        for i, v in enumerate(values):
+            if not v:
+                continue
+            if i in many:
+                for part in dict.fromkeys(p.strip() for p in v.split(";")):
+                    if part:
+                        out[i].append((t, part))
+            else:
+                out[i].append((t, v))
+    return out
+
+
+def map_chunk(chunk: SourceChunk, column_map: ColumnMap, schema: Schema, tz: str | None = None,
+              targets: Sequence[Target] = ()) -> MappedChunk:
     """Map every row of a chunk; rows that cannot be sent get a FailedRow with every problem found."""
     table = chunk.table
     n = table.num_rows
@@ -283,6 +313,7 @@ def map_chunk(chunk: SourceChunk, column_map: ColumnMap, schema: Schema, tz: str
         properties=properties,
         failures=failures,
         naive_rows=pc.indices_nonzero(naive_rows).to_pylist() if naive_rows is not None else [],
+        links=association_values(table, targets) if targets else None,
     )
 
 

@@ -132,6 +132,36 @@ class Landed(NamedTuple):
 
 
 @dataclass(frozen=True, slots=True)
+class Target:
+    """One `--associate COLUMN=OBJECT.PROPERTY`: associate each row with the records of
+    `object_type` whose `property_name` equals a value of its `column`."""
+
+    column: str
+    object_type: str
+    property_name: str
+
+    @property
+    def folds_case(self) -> bool:
+        """E-mails are matched case-insensitively (HubSpot stores them lower-cased)."""
+        return self.property_name == "email"
+
+    @property
+    def needs_lookup(self) -> bool:
+        return self.property_name != "hs_object_id"
+
+    def __str__(self) -> str:
+        return f"{self.column}={self.object_type}.{self.property_name}"
+
+
+class Link(NamedTuple):
+    """One pair to make: a source row and a value of one of its association columns."""
+
+    row_number: int
+    target: int  # index into the job's targets
+    value: str
+
+
+@dataclass(frozen=True, slots=True)
 class KnownBatch:
     """A batch the journal already has: a resume reuses its rows exactly."""
 
@@ -158,6 +188,7 @@ class BatchPlan:
     failures: list[FailedRow] = field(default_factory=list)
     superseded: list[Superseded] = field(default_factory=list)
     refs: list[tuple[Any, int]] = field(default_factory=list, repr=False)
+    links: list[Link] = field(default_factory=list)  # the pairs of the inputs, made once they land
     naive_timestamps: int = 0  # inputs with a timestamp that had no zone (read in the job's zone)
     fixed: bool = False  # boundaries come from the journal
     done: bool = False  # the journal has its outcome: never sent again

@@ -29,6 +29,7 @@ from typing import Any, Protocol, cast
 
 import httpx
 
+from bulkload.associations import AssociationStep, LinkTask, check_targets
 from bulkload.budget import UsageMeter
 from bulkload.config import Connection, JobConfig, Tuning
 from bulkload.errors import (
@@ -45,9 +46,9 @@ from bulkload.hubspot.client import HubSpotClient
 from bulkload.hubspot.exceptions import RequestRejected
 from bulkload.hubspot.paths import ApiPaths, ApiVersion
 from bulkload.hubspot.ratelimit import RateLimiter
-from bulkload.journal import BatchResult, Journal, Usage
+from bulkload.journal import BatchResult, Journal, LinkResult, Usage
 from bulkload.mapping import Schema, row_data
-from bulkload.models import FINISHED_STATES, BatchOutcome, BatchPlan, FailedRow, JobState
+from bulkload.models import FINISHED_STATES, BatchPlan, FailedRow, JobState
 from bulkload.sender import RetryPolicy, Sender
 from bulkload.status import resume_command
 
@@ -108,8 +109,10 @@ class Stage(Protocol):
         """The batches to send, in order, planned once the schema is known. It checks the
         schema first and raises (MappingError: exit 2) before returning the iterator."""
 
+    links: AssociationStep | None  # the association step, when the job associates
+
     def record(self, journal: Journal, run_no: int, outcomes: list[BatchResult], claims: list[BatchPlan],
-               closed: list[BatchPlan], usage: Usage) -> None:
+               closed: list[BatchPlan], usage: Usage, links: list[LinkResult]) -> None:
         """Write one turn to the journal, in one transaction."""
 
     def progress_total(self, journal: Journal) -> tuple[int, int]:
@@ -144,31 +147,42 @@ def read_schema(sender: Sender, client: HubSpotClient, object_type: str) -> Sche
     return Schema.from_api_properties(items)
 
 
+def _read_properties(sender: Sender, client: HubSpotClient, object_type: str) -> list[dict[str, Any]] | None:
+    try:
+        return sender.call("schema", lambda: client.list_properties(object_type))
+    except AuthError as e:
+        if e.status == 403:
+            return None
+        raise
+
+
 # ---- the sender threads --------------------------------------------------------------------------
 
 
-class _Senders:
-    """N daemon threads that send batches; results come back on a queue."""
+Work = BatchPlan | LinkTask
 
-    def __init__(self, n: int, send: Callable[[BatchPlan], BatchOutcome]) -> None:
-        self._todo: queue.SimpleQueue[BatchPlan | None] = queue.SimpleQueue()
-        self.done: queue.SimpleQueue[tuple[BatchPlan, BatchOutcome | None, BaseException | None]] = (
-            queue.SimpleQueue())
+
+class _Senders:
+    """N daemon threads that send batches and association requests; results come back on a queue."""
+
+    def __init__(self, n: int, send: Callable[[Work], Any]) -> None:
+        self._todo: queue.SimpleQueue[Work | None] = queue.SimpleQueue()
+        self.done: queue.SimpleQueue[tuple[Work, Any, BaseException | None]] = queue.SimpleQueue()
         self._n = n
         for i in range(n):
             threading.Thread(target=self._work, args=(send,), name=f"bulkload-send-{i}", daemon=True).start()
 
-    def _work(self, send: Callable[[BatchPlan], BatchOutcome]) -> None:
-        while (plan := self._todo.get()) is not None:
+    def _work(self, send: Callable[[Work], Any]) -> None:
+        while (item := self._todo.get()) is not None:
             try:
-                self.done.put((plan, send(plan), None))
+                self.done.put((item, send(item), None))
             except BaseException as exc:  # handed to the run loop, which decides
-                self.done.put((plan, None, exc))
+                self.done.put((item, None, exc))
 
-    def submit(self, plan: BatchPlan) -> None:
-        self._todo.put(plan)
+    def submit(self, item: Work) -> None:
+        self._todo.put(item)
 
-    def wait(self, timeout: float) -> list[tuple[BatchPlan, BatchOutcome | None, BaseException | None]]:
+    def wait(self, timeout: float) -> list[tuple[Work, Any, BaseException | None]]:
         out = []
         try:
             out.append(self.done.get(timeout=timeout))
@@ -201,11 +215,11 @@ def _place(plan: BatchPlan, failures: list[FailedRow]) -> list[FailedRow]:
 
 
 def _turn(stage: Stage, journal: Journal, run_no: int, outcomes: list[BatchResult], claims: list[BatchPlan],
-          closed: list[BatchPlan], meter: UsageMeter, wall: float) -> None:
+          closed: list[BatchPlan], meter: UsageMeter, wall: float, links: list[LinkResult]) -> None:
     calls, limited, retries, rate = meter.take()
     usage = Usage(calls, limited, retries, wall, rate)
     try:
-        stage.record(journal, run_no, outcomes, claims, closed, usage)
+        stage.record(journal, run_no, outcomes, claims, closed, usage, links)
     except sqlite3.Error as e:
         # A full disk or an I/O error: the transaction rolled back, what the journal holds
         # is consistent, and a resume re-sends what was not recorded.
@@ -213,26 +227,41 @@ def _turn(stage: Stage, journal: Journal, run_no: int, outcomes: list[BatchResul
 
 
 def _send_all(stage: Stage, journal: Journal, run_no: int, batches: Iterator[BatchPlan], sender: Sender,
-              meter: UsageMeter, config: JobConfig, tuning: Tuning, rt: Runtime) -> int:
-    """Claim, send and record every batch; stop cleanly on a stop request or an error.
+              client: HubSpotClient, meter: UsageMeter, config: JobConfig, tuning: Tuning, rt: Runtime) -> int:
+    """Claim, send and record every batch, then the association requests their rows need;
+    stop cleanly on a stop request or an error.
 
     Each turn writes one journal transaction: the outcomes that came back and the claims
-    of the batches about to be sent. A claim is committed before its batch is handed to
-    a sender, so a crash never loses track of a sent batch.
+    of the batches about to be sent. A claim is committed before its batch is handed to a
+    sender, so a crash never loses track of a sent batch. Association work needs no claim:
+    its pairs are pending in the journal until their result is recorded.
     """
-    senders = _Senders(tuning.concurrency, lambda plan: sender.send(config.object_type, plan.inputs))
-    inflight = 0
+    step = stage.links
+
+    def send(item: Work) -> Any:
+        if isinstance(item, LinkTask):
+            return AssociationStep.run(item, sender, client, config.object_type)
+        return sender.send(config.object_type, item.inputs)
+
+    senders = _Senders(tuning.concurrency, send)
+    inflight = upserts_inflight = 0
     stop_error: BaseException | None = None
     exhausted = False
     grace_deadline: float | None = None
     outcomes: list[BatchResult] = []
+    links: list[LinkResult] = step.catch_up() if step is not None else []
     rows_done = 0
     try:
         while True:
             claims: list[BatchPlan] = []
             closed: list[BatchPlan] = []
-            while stop_error is None and not rt.stop.is_set() and not exhausted and inflight + len(claims) < \
-                    tuning.concurrency and len(closed) < MAX_CLOSED_PER_TURN:
+            tasks: list[LinkTask] = []
+            stopping = stop_error is not None or rt.stop.is_set()
+            if step is not None and not stopping:
+                # Full packs go first (so pending pairs stay few); the rest once the upserts are done.
+                tasks = step.tasks(final=exhausted and not upserts_inflight, room=tuning.concurrency - inflight)
+            while not stopping and not exhausted and inflight + len(claims) + len(tasks) < tuning.concurrency \
+                    and len(closed) < MAX_CLOSED_PER_TURN:
                 try:
                     meter.check()
                     plan = next(batches, None)
@@ -244,22 +273,35 @@ def _send_all(stage: Stage, journal: Journal, run_no: int, batches: Iterator[Bat
                     break
                 (claims if plan.inputs else closed).append(plan)
             turn, outcomes = outcomes, []  # taken first: a crash inside the write must not write them twice
-            _turn(stage, journal, run_no, turn, claims, closed, meter, rt.wall())
+            turn_links, links = links, []
+            _turn(stage, journal, run_no, turn, claims, closed, meter, rt.wall(), turn_links)
+            if step is not None and turn_links:
+                links.extend(step.catch_up())  # pairs of rows that landed with values known already
             for plan, failed in [*((r.plan, len(r.failures)) for r in turn), *((p, 0) for p in closed)]:
                 n = plan.n_rows if not plan.replay else len(plan.inputs) + len(plan.failures)
                 rows_done += n
                 rt.progress.advance(n, failed + len(plan.failures))
-            for plan in claims:
-                senders.submit(plan)
+            items: list[Work] = [*claims, *tasks]
+            for item in items:
+                senders.submit(item)
                 inflight += 1
-            if not inflight:
+                upserts_inflight += isinstance(item, BatchPlan)
+            # Done when nothing is out, nothing came back to record, and nothing is left to
+            # plan: one more turn after a write, whose rows may have pairs to associate.
+            if not inflight and not links and (stopping or (exhausted and not tasks
+                                                            and not (turn or turn_links or closed))):
                 break
             if (stop_error is not None or rt.stop.is_set()) and grace_deadline is None:
                 grace_deadline = rt.clock() + rt.grace_seconds
             if grace_deadline is not None and rt.clock() >= grace_deadline:
                 break  # in-flight batches stay claimed: resume re-sends them
-            for plan, outcome, exc in senders.wait(_POLL):
+            for item, result, exc in senders.wait(_POLL if inflight else 0.0):
                 inflight -= 1
+                if isinstance(item, LinkTask):
+                    assert step is not None
+                    step.finished(item)
+                else:
+                    upserts_inflight -= 1
                 if exc is not None:
                     if isinstance(exc, Interrupted) and rt.stop.is_set():
                         exc = rt.interrupted()  # the stop, not where a sender happened to notice it
@@ -267,14 +309,16 @@ def _send_all(stage: Stage, journal: Journal, run_no: int, batches: Iterator[Bat
                     if isinstance(exc, AuthError | RequestRejected):
                         grace_deadline = rt.clock()  # every batch would get the same answer: stop at once
                     continue
-                assert outcome is not None
-                outcomes.append(BatchResult(plan, outcome, _place(plan, outcome.failures)))
+                if isinstance(item, LinkTask):
+                    links.append(result)
+                else:
+                    outcomes.append(BatchResult(item, result, _place(item, result.failures)))
     finally:
         rt.stop.set()  # tells senders still backing off to give up
         senders.close()
         # Outcomes already back (e.g. when Ctrl-C came during the wait) are real: keep them.
         with contextlib.suppress(JournalWriteFailed):
-            _turn(stage, journal, run_no, outcomes, [], [], meter, rt.wall())
+            _turn(stage, journal, run_no, outcomes, [], [], meter, rt.wall(), links)
     if stop_error is not None:
         raise stop_error
     if not exhausted or inflight:  # stopped, with batches not yet planned or still unanswered
@@ -313,9 +357,10 @@ def resume_after_text(e: BaseException) -> str | None:
 
 
 def exit_code_of(counts: dict[str, Any]) -> int:
-    """Exit 1 ("finished with failed rows") or 0, computed once from the counts."""
+    """Exit 1 ("finished with failed rows", or failed associations) or 0, computed once."""
     rows = counts["rows"]
-    return 0 if rows["failed"] == 0 and rows["pending"] == 0 else 1
+    links = counts.get("associations") or {}
+    return 0 if rows["failed"] == 0 and rows["pending"] == 0 and not links.get("failed") else 1
 
 
 def run(journal: Journal, stage: Stage, *, config: JobConfig, conn: Connection, tuning: Tuning,
@@ -338,13 +383,18 @@ def run(journal: Journal, stage: Stage, *, config: JobConfig, conn: Connection, 
             try:
                 schema = read_schema(sender, client, config.object_type)
             finally:
-                _turn(stage, journal, run_no, [], [], [], meter, rt.wall())
+                _turn(stage, journal, run_no, [], [], [], meter, rt.wall(), [])
             client.set_property_types(schema.types())
+            if config.associations:
+                try:
+                    check_targets(config.associations, lambda obj: _read_properties(sender, client, obj))
+                finally:
+                    _turn(stage, journal, run_no, [], [], [], meter, rt.wall(), [])
             batches = stage.batches(schema)
             total, done = stage.progress_total(journal)
             rt.progress.start(total, done)
             try:
-                rows_done = _send_all(stage, journal, run_no, batches, sender, meter, config, tuning, rt)
+                rows_done = _send_all(stage, journal, run_no, batches, sender, client, meter, config, tuning, rt)
             finally:
                 rt.progress.close()
         counts = _settle(journal, stage)
@@ -401,6 +451,8 @@ def _settle(journal: Journal, stage: Stage) -> dict[str, Any]:
         return counts
     if rows["pending"] > 0:
         raise StopResumable(f"{rows['pending']:,} rows are still pending; resume sends them")
+    if counts["associations"]["pending"] > 0:
+        raise StopResumable(f"{counts['associations']['pending']:,} associations are still pending; resume makes them")
     else:
         journal.finish_job(JobState.COMPLETED_WITH_ERRORS if rows["failed"] else JobState.COMPLETED)
     return counts

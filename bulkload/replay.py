@@ -20,13 +20,14 @@ from typing import Any
 
 import pyarrow as pa
 
+from bulkload.associations import AssociationStep
 from bulkload.config import JobConfig
 from bulkload.convert import format_utc
 from bulkload.corrections import CorrectedRow, open_corrected_file
 from bulkload.errors import InputError, MappingError
-from bulkload.journal import BatchResult, Journal, ReplayRow, Usage
+from bulkload.journal import BatchResult, Journal, LinkResult, ReplayRow, Usage
 from bulkload.mapping import ColumnMap, Schema, map_chunk
-from bulkload.models import BatchPlan, FailedRow
+from bulkload.models import BatchPlan, FailedRow, Link
 from bulkload.reports.fields import RAW_KEY
 from bulkload.source import SourceChunk
 from bulkload.taxonomy import ErrorType
@@ -102,6 +103,7 @@ class ReplayStage:
     error_types: Sequence[str] = ()
     corrected: Path | None = None
     stats: RetryStats = field(default_factory=RetryStats)
+    links: AssociationStep | None = None
     command: str = "retry"
     _rows: list[ReplayRow] = field(default_factory=list)
     _data: list[dict[str, Any]] = field(default_factory=list)
@@ -148,7 +150,7 @@ class ReplayStage:
                 row_numbers=pa.array([r.row_number for r in rows], pa.int64()),
                 line_numbers=pa.array([r.line_number for r in rows], pa.int64()),
             )
-            mapped = map_chunk(chunk, self.column_map, schema, self.config.timezone)
+            mapped = map_chunk(chunk, self.column_map, schema, self.config.timezone, self.config.associations)
             plan = BatchPlan(0, rows[0].row_number, rows[-1].row_number, replay=True)
             for i, row in enumerate(rows):
                 failure = mapped.failures.get(i)
@@ -161,12 +163,14 @@ class ReplayStage:
                                     "objectWriteTraceId": str(row.row_number)})
                 plan.input_lines.append(row.line_number)
                 plan.refs.append((chunk.table, i))
+                if mapped.links is not None:
+                    plan.links.extend(Link(row.row_number, t, v) for t, v in mapped.links[i])
             yield plan
 
     def record(self, journal: Journal, run_no: int, outcomes: list[BatchResult], claims: list[BatchPlan],
-               closed: list[BatchPlan], usage: Usage) -> None:
+               closed: list[BatchPlan], usage: Usage, links: list[LinkResult]) -> None:
         local: list[FailedRow] = [f for plan in (*claims, *closed) for f in plan.failures]
-        journal.record_replay(run_no=run_no, outcomes=outcomes, failures=local, usage=usage)
+        journal.record_replay(run_no=run_no, outcomes=outcomes, failures=local, usage=usage, links=links)
         for failure in [*local, *(f for r in outcomes for f in r.failures)]:
             self.stats.failed += 1
             self.stats.by_error[failure.error_type] = self.stats.by_error.get(failure.error_type, 0) + 1

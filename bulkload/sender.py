@@ -39,12 +39,13 @@ from bulkload.config import DEFAULT_MAX_ATTEMPTS, DEFAULT_MAX_OUTAGE, Tuning
 from bulkload.errors import ApiUnavailable, AuthError, Interrupted, QuotaExhausted
 from bulkload.hubspot.client import Reply, UpsertResponse
 from bulkload.hubspot.exceptions import BatchRejected, RateLimited, RequestRejected, TransientError
+from bulkload.hubspot.linking import AssociateAnswer, Pair, ReadAnswer
 from bulkload.hubspot.ratelimit import RateLimiter, RateLimitInfo
 from bulkload.hubspot.responses import unknown_failure, with_input
 from bulkload.models import BatchOutcome, FailedRow, Landed, UpsertInput, trace_id_of
 from bulkload.taxonomy import ErrorType
 
-__all__ = ["NoHooks", "RetryPolicy", "SendHooks", "Sender", "UpsertApi", "next_midnight_utc"]
+__all__ = ["LinkApi", "LinkOutcome", "NoHooks", "RetryPolicy", "SendHooks", "Sender", "UpsertApi", "next_midnight_utc"]
 
 log = logging.getLogger(__name__)
 
@@ -105,6 +106,23 @@ class UpsertApi(Protocol):
     """The one client method `send` uses (HubSpotClient provides it)."""
 
     def upsert_batch(self, object_type: str, inputs: Sequence[UpsertInput]) -> UpsertResponse: ...
+
+
+class LinkApi(Protocol):
+    """The client methods of the association step (HubSpotClient provides them)."""
+
+    def batch_read(self, object_type: str, id_property: str, values: Sequence[str]) -> ReadAnswer: ...
+
+    def associate(self, from_type: str, to_type: str, pairs: Sequence[Pair]) -> AssociateAnswer: ...
+
+
+@dataclass
+class LinkOutcome:
+    """What became of a pack of pairs, and what it cost."""
+
+    made: set[Pair] = field(default_factory=set)
+    failures: dict[Pair, FailedRow] = field(default_factory=dict)
+    requests: int = 0
 
 
 @dataclass
@@ -275,6 +293,61 @@ class Sender:
             later = [t for t in traces if t in run.landed and not run.landed[t].created]
             for trace in sorted(later, key=_trace_order)[:created]:
                 run.landed[trace] = run.landed[trace]._replace(created=True)
+
+    # --- the association step: lookups and associations -----------------------------
+
+    def lookup(self, client: LinkApi, object_type: str, id_property: str, values: Sequence[str]) -> ReadAnswer:
+        """Which of `values` name a record of `object_type`; values the answers never
+        mention after a resend stay in `missing`."""
+        answer = self._request("read", lambda: client.batch_read(object_type, id_property, values), _Run())
+        if answer.missing:
+            again = self._request("read", lambda: client.batch_read(object_type, id_property, answer.missing), _Run())
+            return ReadAnswer({**answer.found, **again.found}, answer.not_found | again.not_found, again.missing,
+                              again.http_status, again.rate)
+        return answer
+
+    def associate(self, client: LinkApi, from_type: str, to_type: str, pairs: Sequence[Pair]) -> LinkOutcome:
+        """Associate `pairs` with HubSpot's default type; every pair ends made or failed.
+
+        A batch HubSpot rejects whole, or answers with errors that name no pair, is split
+        until each failure stands with its pair, as an upsert batch is."""
+        out = LinkOutcome()
+        self._link(client, from_type, to_type, list(pairs), out, self._policy.missing_resends)
+        return out
+
+    def _link(self, client: LinkApi, from_type: str, to_type: str, pairs: list[Pair], out: LinkOutcome,
+              resends_left: int) -> None:
+        run = _Run()
+        try:
+            answer = self._request("associate", lambda: client.associate(from_type, to_type, pairs), run)
+        except BatchRejected as rejected:
+            out.requests += run.requests
+            if len(pairs) == 1:
+                out.failures[pairs[0]] = rejected.failures[0] if rejected.failures else unknown_failure(
+                    None, rejected.message, rejected.status)
+                return
+            middle = len(pairs) // 2
+            self._link(client, from_type, to_type, pairs[:middle], out, resends_left)
+            self._link(client, from_type, to_type, pairs[middle:], out, resends_left)
+            return
+        out.requests += run.requests
+        out.made |= answer.made
+        out.failures.update(answer.failures)
+        rest = answer.missing
+        if not rest:
+            return
+        if answer.unattributed and len(rest) > 1:
+            middle = len(rest) // 2
+            self._link(client, from_type, to_type, rest[:middle], out, resends_left)
+            self._link(client, from_type, to_type, rest[middle:], out, resends_left)
+        elif answer.unattributed:
+            out.failures[rest[0]] = answer.unattributed[0]
+        elif resends_left > 0:
+            self._link(client, from_type, to_type, rest, out, resends_left - 1)
+        else:
+            for pair in rest:
+                out.failures[pair] = unknown_failure(None, "HubSpot's answer never mentioned this association",
+                                                     answer.http_status)
 
     # --- one request, through transient failures ------------------------------------
 

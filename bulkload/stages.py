@@ -14,9 +14,10 @@ from dataclasses import dataclass
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from bulkload.associations import AssociationStep
 from bulkload.chunker import Chunker
 from bulkload.config import JobConfig
-from bulkload.journal import BatchResult, Journal, Usage
+from bulkload.journal import BatchResult, Journal, LinkResult, Usage
 from bulkload.mapping import ColumnMap, Schema, check_column_types, map_chunk, resolve_columns
 from bulkload.models import BatchPlan
 from bulkload.scan import RepeatedIds
@@ -47,7 +48,7 @@ def trim(chunk: SourceChunk, after_row: int) -> SourceChunk | None:
 
 def column_map_of(source: Source, config: JobConfig) -> ColumnMap:
     """The job's columns -> properties, refused (exit 2) when it cannot work for this file."""
-    column_map = resolve_columns(source.columns, config.id_property, config.columns)
+    column_map = resolve_columns(source.columns, config.id_property, config.columns, config.associations)
     if source.format == "parquet":
         check_column_types(pq.read_schema(source.path), column_map)
     return column_map
@@ -63,6 +64,7 @@ class SourceStage:
     column_map: ColumnMap
     config: JobConfig
     expect: Fingerprint | None = None
+    links: AssociationStep | None = None
 
     def batches(self, schema: Schema) -> Iterator[BatchPlan]:
         self.column_map.check_against(schema, self.config.object_type)
@@ -87,12 +89,13 @@ class SourceStage:
         for chunk in self.source.chunks(rows_per_chunk=SEND_CHUNK_ROWS, start=start, expect=self.expect):
             trimmed = trim(chunk, prefix_row)
             if trimmed is not None:
-                yield from chunker.feed(map_chunk(trimmed, self.column_map, schema, self.config.timezone))
+                yield from chunker.feed(map_chunk(trimmed, self.column_map, schema, self.config.timezone,
+                                                  self.config.associations))
         yield from chunker.finish()
 
     def record(self, journal: Journal, run_no: int, outcomes: list[BatchResult], claims: list[BatchPlan],
-               closed: list[BatchPlan], usage: Usage) -> None:
-        journal.record_turn(run_no=run_no, outcomes=outcomes, claims=claims, closed=closed, usage=usage)
+               closed: list[BatchPlan], usage: Usage, links: list[LinkResult]) -> None:
+        journal.record_turn(run_no=run_no, outcomes=outcomes, claims=claims, closed=closed, usage=usage, links=links)
 
     def progress_total(self, journal: Journal) -> tuple[int, int]:
         rows = journal.counts()["rows"]

@@ -81,6 +81,8 @@ def status_of(journal: Journal) -> dict[str, Any]:
     if counts["rows"]["failed"]:
         out["report_command"] = f"bulkload report {job.job_id}{job_dir_flag(journal.path.parent)}"
     out["usage"] = usage_of(journal)
+    by_kind = out["usage"]["calls_by_kind"]
+    out["api_calls_by_kind"] = {k: int(by_kind.get(k, 0)) for k in ("upsert", "read", "associate", "schema")}
     if state == JobState.RUNNING:
         out["throughput"] = throughput_of(journal, counts["rows"]["pending"])
     return out

@@ -25,7 +25,16 @@ import pytest
 from bulkload.journal import journal_path
 from bulkload.sandbox import SandboxConfig, SandboxServer
 from bulkload.terminal import ShownProgress
-from tests.conftest import COLUMNS, ROOT, TOKEN, cli_env, good_row, read_csv_rows, run_cli, write_csv
+from tests.conftest import (
+    COLUMNS,
+    ROOT,
+    TOKEN,
+    cli_env,
+    good_row,
+    read_csv_rows,
+    run_cli,
+    write_csv,
+)
 
 ID = "external_call_id"
 
@@ -361,7 +370,7 @@ def test_the_readme_library_example_runs(sb: SandboxServer, tmp_path: Path, monk
     monkeypatch.setenv("HUBSPOT_BASE_URL", sb.base_url)
     monkeypatch.setenv("HUBSPOT_ACCESS_TOKEN", TOKEN)
     namespace: dict[str, Any] = {}
-    exec(compile(_readme_example(), "README.md", "exec"), namespace)  # noqa: S102 - our own README
+    exec(compile(_readme_example(), "README.md", "exec"), namespace)
     assert namespace["status"]["rows"]["upserted"] == 50
     assert namespace["status"]["exit_code"] == 0
 

@@ -46,6 +46,7 @@ from bulkload.hubspot.exceptions import (
     TransientError,
     UnexpectedResponse,
 )
+from bulkload.hubspot.linking import AssociateAnswer, ReadAnswer, associate_answer, read_answer
 from bulkload.hubspot.paths import ApiPaths
 from bulkload.hubspot.ratelimit import RateLimitInfo
 from bulkload.hubspot.responses import (
@@ -220,6 +221,43 @@ class HubSpotClient:
             f"unexpected success status {response.status_code}", response.status_code, rate=rate
         )
 
+    def batch_read(self, object_type: str, id_property: str, values: Sequence[str]) -> ReadAnswer:
+        """POST .../objects/{objectType}/batch/read by `id_property`: which values have a record."""
+        fold = id_property == "email"
+        body: dict[str, object] = {"inputs": [{"id": v} for v in values], "properties": [id_property]}
+        if id_property != "hs_object_id":
+            body["idProperty"] = id_property
+        response = self._send("POST", self.paths.batch_read(object_type), content=orjson.dumps(body),
+                              headers={"Content-Type": "application/json"})
+        rate = RateLimitInfo.from_headers(response.headers)
+        if response.status_code not in (200, 207):
+            self._raise_for_status(response, rate, None)
+        answer = _loads(response.content)
+        if not isinstance(answer, dict) or not isinstance(answer.get("results", []), list):
+            raise TransientError(f"HTTP {response.status_code} body is not a batch read response",
+                                 response.status_code, rate=rate)
+        return read_answer(answer, values, id_property, fold=fold, http_status=response.status_code, rate=rate)
+
+    def associate(self, from_type: str, to_type: str, pairs: Sequence[tuple[str, str]]) -> AssociateAnswer:
+        """POST .../associations/{from}/{to}/batch/associate/default: HubSpot's default type.
+
+        A whole-batch 4xx is a BatchRejected (the sender splits the pairs); a 404 or 405 is
+        about the request (an unknown object pair) and stops the run.
+        """
+        body = {"inputs": [{"from": {"id": f}, "to": {"id": t}} for f, t in pairs]}
+        response = self._send("POST", self.paths.associate_default(from_type, to_type), content=orjson.dumps(body),
+                              headers={"Content-Type": "application/json"})
+        rate = RateLimitInfo.from_headers(response.headers)
+        status = response.status_code
+        if status in (200, 201, 207):
+            answer = _loads(response.content)
+            if not isinstance(answer, dict):
+                raise TransientError(f"HTTP {status} body is not a batch associate response", status, rate=rate)
+            failures = associate_answer(answer, pairs, http_status=status, rate=rate)
+            return replace(failures, failures={p: self._redacted(f) for p, f in failures.failures.items()})
+        self._raise_for_status(response, rate, None, rejectable=True)
+        raise TransientError(f"unexpected success status {status}", status, rate=rate)
+
     def list_properties(self, object_type: str) -> Reply[list[dict[str, object]]]:
         """GET .../properties/{objectType}: every property definition (no paging)."""
         response = self._send("GET", self.paths.properties(object_type))
@@ -311,8 +349,11 @@ class HubSpotClient:
         response: httpx.Response,
         rate: RateLimitInfo,
         inputs: Sequence[UpsertInput] | None,
+        *,
+        rejectable: bool = False,
     ) -> None:
-        """Raise the exception for a non-2xx answer (`inputs` None: not a batch request)."""
+        """Raise the exception for a non-2xx answer (`inputs` None: not an upsert batch;
+        `rejectable`: a batch whose whole-request 4xx is split rather than stopped on)."""
         status = response.status_code
         body = _loads(response.content)
         error = body if isinstance(body, dict) else {}
@@ -328,6 +369,12 @@ class HubSpotClient:
             raise RateLimited(_str(error.get("policyName")), retry_after, rate, message)
         if status >= 500 or status in _TRANSIENT_4XX:
             raise TransientError(message, status, retry_after=retry_after, rate=rate)
+        if rejectable and 400 <= status < 500 and status not in _NOT_ABOUT_INPUTS:
+            failures, body_message, correlation_id = failures_from_error_body(
+                status, body, [], correlation_id=response.headers.get("x-hubspot-correlation-id"),
+                fallback_message=message)
+            raise BatchRejected(status, [self._redacted(f) for f in failures], self._redact(body_message),
+                                correlation_id=correlation_id, rate=rate)
         if status < 400 or status in _NOT_ABOUT_INPUTS or inputs is None:
             raise UnexpectedResponse(
                 f"HubSpot answered HTTP {status} to {response.request.method} "

@@ -36,7 +36,7 @@ from bulkload.journal.locate import (
 )
 from bulkload.journal.reads import ErrorRow, JobRow, Reads, ReplayRow, WarningRow
 from bulkload.journal.schema import SCHEMA_VERSION, create_database, open_database
-from bulkload.journal.writes import BatchResult, Usage, Writes, now_iso
+from bulkload.journal.writes import BatchResult, LinkResult, Usage, Writes, now_iso
 
 __all__ = [
     "JOURNAL_SUFFIX",
@@ -45,6 +45,7 @@ __all__ = [
     "ErrorRow",
     "JobRow",
     "Journal",
+    "LinkResult",
     "ReplayRow",
     "Usage",
     "WarningRow",

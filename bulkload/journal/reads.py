@@ -198,6 +198,7 @@ class Reads:
             },
             "num_errors": num_errors,
             "api_calls": max(calls, batch_requests),
+            "associations": self.association_counts(),
         }
 
     def naive_timestamps(self) -> int:
@@ -329,6 +330,106 @@ class Reads:
             f" (PARTITION BY e.error_type ORDER BY COUNT(*) DESC, e.message) AS rn {current}"
             " GROUP BY e.error_type, e.message) WHERE rn = 1").fetchall())
         return single, multi, samples
+
+    # ---- the association step -----------------------------------------------------------------
+
+    def values_to_look_up(self, target: int, object_type: str, property_name: str, exclude: Sequence[str],
+                          limit: int) -> list[str]:
+        """Distinct values of pending pairs of `target` not looked up yet (nor in flight)."""
+        skip = set(exclude)
+        out: list[str] = []
+        cur = self.db.execute(
+            "SELECT DISTINCT p.value FROM pairs p WHERE p.state = 'pending' AND p.target = ? AND p.to_id IS NULL"
+            " AND NOT EXISTS (SELECT 1 FROM lookups l WHERE l.object_type = ? AND l.property = ? AND l.value = p.value)",
+            [target, object_type, property_name])
+        for (value,) in cur:
+            if value not in skip:
+                out.append(value)
+                if len(out) >= limit:
+                    break
+        cur.close()
+        return out
+
+    def known_lookups(self, target: int, object_type: str, property_name: str) -> list[tuple[str, str | None]]:
+        """Values of pending pairs of `target` already looked up (by an earlier run): (value, record id)."""
+        return [(v, rid) for v, rid in self.db.execute(
+            "SELECT DISTINCT p.value, l.record_id FROM pairs p JOIN lookups l ON l.object_type = ? AND l.property = ?"
+            " AND l.value = p.value WHERE p.state = 'pending' AND p.target = ? AND p.to_id IS NULL",
+            [object_type, property_name, target]).fetchall()]
+
+    def rows_without_record_id(self, exclude: Sequence[str], limit: int) -> list[str]:
+        """Id values of landed rows with pending pairs whose record id HubSpot did not say."""
+        skip = set(exclude)
+        out = []
+        for (value,) in self.db.execute(
+                "SELECT DISTINCT l.id_value FROM landed l JOIN pairs p ON p.row_number = l.row_number"
+                " WHERE l.object_id IS NULL AND p.state = 'pending'"):
+            if value not in skip:
+                out.append(value)
+                if len(out) >= limit:
+                    break
+        return out
+
+    def pairs_ready(self, target: int, exclude: Sequence[tuple[int, str]], limit: int
+                    ) -> list[tuple[int, str, str, str]]:
+        """(row, value, from record id, to record id) of pending pairs of `target` with both ids."""
+        skip = set(exclude)
+        out = []
+        cur = self.db.execute(
+            "SELECT p.row_number, p.value, l.object_id, p.to_id FROM pairs p JOIN landed l ON l.row_number = p.row_number"
+            " WHERE p.state = 'pending' AND p.target = ? AND p.to_id IS NOT NULL AND l.object_id IS NOT NULL",
+            [target])
+        for row, value, from_id, to_id in cur:
+            if (row, value) not in skip:
+                out.append((int(row), str(value), str(from_id), str(to_id)))
+                if len(out) >= limit:
+                    break
+        cur.close()
+        return out
+
+    def distinct_values(self) -> dict[int, int]:
+        """target -> how many distinct values its pairs name."""
+        return {int(t): int(n) for t, n in self.db.execute(
+            "SELECT target, COUNT(DISTINCT value) FROM pairs GROUP BY target")}
+
+    def pending_pairs(self) -> int:
+        return int(self._one("SELECT COUNT(*) FROM pairs WHERE state = 'pending'")[0])
+
+    def association_counts(self) -> dict[str, int]:
+        by_state = dict(self.db.execute("SELECT state, COUNT(*) FROM pairs GROUP BY state").fetchall())
+        return {"total": sum(by_state.values()), "created": by_state.get("created", 0),
+                "failed": by_state.get("failed", 0), "pending": by_state.get("pending", 0)}
+
+    def iter_failed_pairs(self, *, after: tuple[int, bool] | None) -> Iterator[tuple[Any, ...]]:
+        """(row, target, value, error type, message, attempts, updated_at, id value, line) of
+        failed associations, in row order."""
+        where, params = ("1", []) if after is None else (
+            ("p.row_number >= ?" if after[1] else "p.row_number > ?"), [after[0]])
+        yield from self.db.execute(
+            "SELECT p.row_number, p.target, p.value, p.error_type, p.message, p.attempts, p.updated_at, l.id_value,"
+            f" l.line_number FROM pairs p LEFT JOIN landed l ON l.row_number = p.row_number WHERE p.state = 'failed'"
+            f" AND {where} ORDER BY p.row_number, p.target, p.value", params)
+
+    def failed_pair_counts(self) -> tuple[list[tuple[str, int, int]], dict[str, str]]:
+        """(errorType, pairs, rows) of failed associations, and a message per type."""
+        counts = [(str(t), int(n), int(r)) for t, n, r in self.db.execute(
+            "SELECT error_type, COUNT(*), COUNT(DISTINCT row_number) FROM pairs WHERE state = 'failed' GROUP BY 1")]
+        samples = dict(self.db.execute(
+            "SELECT error_type, message FROM (SELECT error_type, message, ROW_NUMBER() OVER (PARTITION BY error_type"
+            " ORDER BY COUNT(*) DESC, message) AS rn FROM pairs WHERE state = 'failed' GROUP BY 1, 2) WHERE rn = 1"))
+        return counts, samples
+
+    def iter_landed(self, *, after: int | None) -> Iterator[tuple[Any, ...]]:
+        """(row, id value, record id, created, line, landed_at) of every landed row, in row order."""
+        yield from self.db.execute(
+            "SELECT row_number, id_value, object_id, created, line_number, landed_at FROM landed"
+            " WHERE row_number > ? ORDER BY row_number", [after or 0])
+
+    def pairs_of_rows(self, first: int, last: int) -> list[tuple[int, int, str | None]]:
+        """(row, target, to record id) of the associations made for rows first..last."""
+        return [(int(r), int(t), to) for r, t, to in self.db.execute(
+            "SELECT row_number, target, to_id FROM pairs WHERE state = 'created' AND row_number BETWEEN ? AND ?"
+            " ORDER BY row_number, target, value", [first, last])]
 
     # ---- API usage --------------------------------------------------------------------------------------
 

@@ -156,6 +156,44 @@ MIGRATIONS: list[str] = [
     ALTER TABLE runs ADD COLUMN requests INTEGER NOT NULL DEFAULT 0;
     ALTER TABLE batches ADD COLUMN naive_timestamps INTEGER NOT NULL DEFAULT 0;
     """,
+    # 4: what landed, and the association step.
+    # - landed: every upserted row's HubSpot record id and whether this job created it
+    #   (object_id NULL: HubSpot's answer did not say which record), for report --upserted
+    #   and as the association's `from`.
+    # - lookups: each (object, property, value) looked up once per job; record_id NULL: no
+    #   such record (looked up again by retry).
+    # - pairs: every (row, target, value) to associate: pending, created or failed.
+    """
+    CREATE TABLE landed (
+        row_number INTEGER PRIMARY KEY,
+        id_value TEXT NOT NULL,
+        object_id INTEGER,
+        created INTEGER NOT NULL,
+        line_number INTEGER,
+        landed_at INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    CREATE TABLE lookups (
+        object_type TEXT NOT NULL,
+        property TEXT NOT NULL,
+        value TEXT NOT NULL,
+        record_id TEXT,
+        looked_at INTEGER NOT NULL,
+        PRIMARY KEY (object_type, property, value)
+    ) WITHOUT ROWID;
+    CREATE TABLE pairs (
+        row_number INTEGER NOT NULL,
+        target INTEGER NOT NULL,
+        value TEXT NOT NULL,
+        state TEXT NOT NULL,
+        to_id TEXT,
+        error_type TEXT,
+        message TEXT,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        updated_at TEXT,
+        PRIMARY KEY (row_number, target, value)
+    ) WITHOUT ROWID;
+    CREATE INDEX pairs_state ON pairs(state, target, to_id);
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

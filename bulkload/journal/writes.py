@@ -6,7 +6,9 @@ SIGKILL at any instant safe. These are the ones production calls:
   last row, then the row count and the fingerprint of the file as it was read.
 - `start_run`: a load, resume or retry begins; the tuning in force is kept.
 - `record_turn`: one turn of the run loop, one transaction: the outcomes of the batches
-  that came back (row errors, landed rows, counts, each batch `done`/`partial`/`failed`),
+  that came back (row errors, landed rows with their record ids and their pairs to
+  associate as pending, counts, each batch `done`/`partial`/`failed`), the results of
+  the association step's lookups and associations (pairs created or failed),
   then the claims of the batches about to be sent (`in_flight`, with their row range,
   local failures and superseded rows), then the API calls counted. A claim is committed
   before its batch is sent, and an outcome is committed whole or not at all; a batch
@@ -14,6 +16,7 @@ SIGKILL at any instant safe. These are the ones production calls:
   harmless).
 - `record_replay`: the same for a `retry` turn: successes resolve their rows' errors,
   new failures replace them.
+- `reopen_failed_pairs`: a `retry` looks the failed associations' values up again.
 - `pause`, `finish_job`, `finish_run`: how a run ends.
 
 After each committed transition `checkpoint(name)` is called: a test seam that lets a
@@ -31,7 +34,7 @@ from typing import Any
 
 import sqlite_utils
 
-from bulkload.models import BatchOutcome, BatchPlan, BatchStatus, FailedRow, JobState
+from bulkload.models import BatchOutcome, BatchPlan, BatchStatus, FailedRow, JobState, Link
 
 
 def now_iso() -> str:
@@ -45,6 +48,26 @@ class BatchResult:
     plan: BatchPlan
     outcome: BatchOutcome
     failures: Sequence[FailedRow]  # row_number, line_number, id_value and row_data set
+
+
+@dataclass(frozen=True)
+class LinkResult:
+    """What one request of the association step came to, for the journal.
+
+    kind "lookup": `found` / `not_found` values of `target` (index; -1: the job's own
+    object, looked up by id value to learn landed rows' record ids); kind "associate":
+    `made` and `failed` (row, value) pairs of `target`.
+    """
+
+    kind: str
+    target: int
+    object_type: str = ""
+    property: str = ""
+    found: Mapping[str, str] = field(default_factory=dict)
+    not_found: Sequence[str] = ()
+    unanswered: Sequence[str] = ()
+    made: Sequence[tuple[int, str]] = ()
+    failed: Sequence[tuple[int, str, FailedRow]] = ()
 
 
 @dataclass
@@ -203,19 +226,22 @@ class Writes:
 
     def record_turn(
         self, *, run_no: int, outcomes: Sequence[BatchResult] = (), claims: Sequence[BatchPlan] = (),
-        usage: Usage | None = None, closed: Sequence[BatchPlan] = (),
+        usage: Usage | None = None, closed: Sequence[BatchPlan] = (), links: Sequence[LinkResult] = (),
     ) -> None:
-        """One turn of the run loop in one transaction: outcomes, then claims, then usage.
+        """One turn of the run loop in one transaction: outcomes (with the rows that landed
+        and their pairs to associate), association results, then claims, then usage.
 
         `closed` are batches with nothing to send (only local failures and superseded
         rows): claimed and finished at once.
         """
-        if not (outcomes or claims or closed or usage):
+        if not (outcomes or claims or closed or usage or links):
             return
         ts = now_iso()
         with self.db.atomic():
             for result in outcomes:
                 self._record_outcome(result, ts, run_no)
+                self._land(result, ts)
+            self._record_links(links, ts)
             for plan in (*claims, *closed):
                 self._claim(plan, ts)
             for plan in closed:
@@ -277,7 +303,7 @@ class Writes:
 
     def record_replay(
         self, *, run_no: int, outcomes: Sequence[BatchResult] = (), failures: Sequence[FailedRow] = (),
-        usage: Usage | None = None,
+        usage: Usage | None = None, links: Sequence[LinkResult] = (),
     ) -> None:
         """A `retry` turn: successes resolve their rows' errors, new failures replace them.
 
@@ -287,7 +313,9 @@ class Writes:
         with self.db.atomic():
             created = updated = done = requests = 0
             new_errors: list[FailedRow] = list(failures)
+            self._record_links(links, ts)
             for result in outcomes:
+                self._land(result, ts)
                 rows = [int(x.trace_id) for x in result.outcome.landed]
                 self.db.conn.executemany(
                     "UPDATE row_errors SET resolved = 1, resolved_at = ?, updated_at = ? WHERE resolved = 0"
@@ -311,6 +339,103 @@ class Writes:
             if usage:
                 self._add_usage(usage, run_no)
         self._checkpoint("record_replay")
+
+    # ---- what landed, and the association step -----------------------------------------------
+
+    def _land(self, result: BatchResult, ts: str) -> None:
+        """Every landed row's record id, and its pairs to associate (pending), in the same
+        transaction as its batch's outcome: a crash after it leaves them pending."""
+        landed = result.outcome.landed
+        if not landed:
+            return
+        at = int(datetime.now(UTC).timestamp())
+        plan = result.plan
+        where = {inp["objectWriteTraceId"]: (inp["id"], line) for inp, line in zip(plan.inputs, plan.input_lines,
+                                                                                   strict=True)}
+        rows = []
+        for x in landed:
+            id_value, line = where.get(x.trace_id, ("", None))
+            record = int(x.record_id) if x.record_id.isdigit() else (x.record_id or None)
+            rows.append((int(x.trace_id), id_value, record, int(x.created), line, at))
+        # A replay updates a row that landed before: its record stays, "created" by this job stays.
+        self.db.conn.executemany(
+            "INSERT INTO landed(row_number, id_value, object_id, created, line_number, landed_at) VALUES (?,?,?,?,?,?)"
+            " ON CONFLICT(row_number) DO UPDATE SET id_value = excluded.id_value,"
+            " object_id = COALESCE(excluded.object_id, landed.object_id), created = MAX(landed.created, excluded.created),"
+            " landed_at = excluded.landed_at",
+            rows,
+        )
+        if plan.links:
+            done = {int(x.trace_id) for x in landed}
+            targets = self._targets()
+            self.db.conn.executemany(
+                "INSERT INTO pairs(row_number, target, value, state, to_id, updated_at) VALUES (?,?,?,'pending',?,?)"
+                " ON CONFLICT(row_number, target, value) DO NOTHING",
+                [(link.row_number, link.target, link.value,
+                  link.value if link.target < len(targets) and not targets[link.target] else None, ts)
+                 for link in plan.links if link.row_number in done],
+            )
+
+    def _targets(self) -> list[bool]:
+        """Per target of the job, whether its values need a lookup (not hs_object_id)."""
+        row = self.db.execute("SELECT config FROM job WHERE id = 1").fetchone()
+        names = json.loads(row[0]).get("associations") or [] if row else []
+        return [not str(a).endswith(".hs_object_id") for a in names]
+
+    def _record_links(self, links: Sequence[LinkResult], ts: str) -> None:
+        at = int(datetime.now(UTC).timestamp())
+        conn = self.db.conn
+        for r in links:
+            if r.kind == "associate":
+                conn.executemany("UPDATE pairs SET state = 'created', attempts = attempts + 1, updated_at = ?,"
+                                 " error_type = NULL, message = NULL WHERE row_number = ? AND target = ? AND value = ?",
+                                 [(ts, row, r.target, value) for row, value in r.made])
+                conn.executemany("UPDATE pairs SET state = 'failed', attempts = attempts + 1, updated_at = ?,"
+                                 " error_type = ?, message = ? WHERE row_number = ? AND target = ? AND value = ?",
+                                 [(ts, f.error_type, f.message, row, r.target, value) for row, value, f in r.failed])
+                continue
+            if r.target < 0:  # the job's own records: landed rows learn their record id
+                conn.executemany("UPDATE landed SET object_id = ? WHERE id_value = ? AND object_id IS NULL",
+                                 [(int(rid) if rid.isdigit() else rid, v) for v, rid in r.found.items()])
+                missing = [*r.not_found, *r.unanswered]
+                conn.executemany(
+                    "UPDATE pairs SET state = 'failed', error_type = 'INVALID_ASSOCIATION', updated_at = ?,"
+                    " message = 'HubSpot did not say which record this row became, and a read by its id found none'"
+                    " WHERE state = 'pending' AND row_number IN"
+                    " (SELECT row_number FROM landed WHERE id_value = ? AND object_id IS NULL)",
+                    [(ts, v) for v in missing])
+                continue
+            conn.executemany("INSERT OR REPLACE INTO lookups(object_type, property, value, record_id, looked_at)"
+                             " VALUES (?,?,?,?,?)",
+                             [(r.object_type, r.property, v, rid, at) for v, rid in r.found.items()]
+                             + [(r.object_type, r.property, v, None, at) for v in r.not_found])
+            conn.executemany("UPDATE pairs SET to_id = ?, updated_at = ? WHERE state = 'pending' AND target = ?"
+                             " AND value = ?", [(rid, ts, r.target, v) for v, rid in r.found.items()])
+            for values, why in ((r.not_found, f"no {r.object_type} record has {r.property} = this value"),
+                                (r.unanswered, f"HubSpot's answers never said whether a {r.object_type} record has "
+                                               f"{r.property} = this value")):
+                conn.executemany("UPDATE pairs SET state = 'failed', error_type = 'ASSOCIATED_RECORD_NOT_FOUND',"
+                                 " message = ?, attempts = attempts + 1, updated_at = ? WHERE state = 'pending'"
+                                 " AND target = ? AND value = ?", [(why, ts, r.target, v) for v in values])
+
+    def add_planned_pairs(self, links: Sequence[Link]) -> None:
+        """Pairs a dry run would make (its throw-away journal counts them for the report)."""
+        with self.db.atomic():
+            self.db.conn.executemany(
+                "INSERT INTO pairs(row_number, target, value, state) VALUES (?,?,?,'pending')"
+                " ON CONFLICT(row_number, target, value) DO NOTHING", [tuple(link) for link in links])
+
+    def reopen_failed_pairs(self) -> int:
+        """`retry`: failed associations become pending again, and the values that were not
+        found are looked up again (the record may exist now). Returns how many reopened."""
+        ts = now_iso()
+        with self.db.atomic():
+            cur = self.db.execute("UPDATE pairs SET state = 'pending', updated_at = ?,"
+                                  " to_id = CASE WHEN error_type = 'ASSOCIATED_RECORD_NOT_FOUND' THEN NULL ELSE to_id END"
+                                  " WHERE state = 'failed'", [ts])
+            self.db.execute("DELETE FROM lookups WHERE record_id IS NULL")
+        self._checkpoint("reopen_failed_pairs")
+        return int(cur.rowcount or 0)
 
     def _add_usage(self, usage: Usage, run_no: int) -> None:
         minute = int(usage.at // 60)
