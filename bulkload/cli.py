@@ -403,9 +403,12 @@ def retry(job_id: str, job_dir: Path | None, error_types: tuple[str, ...], corre
 @click.option("--after", default=None, metavar="CURSOR", help="Start after this cursor (from the previous page).")
 @click.option("--summary", "show_summary", is_flag=True,
               help="Print one card per error category (counts, top errors, how to fix) instead of writing a file.")
+@click.option("--upserted", is_flag=True,
+              help="Write the rows that landed instead, each with the HubSpot record id it became (and its "
+                   "associated records): JOB_ID.upserted.EXT.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary, or what was written, as JSON.")
 def report(job_id: str, job_dir: Path | None, fmt: str, output: Path | None, error_types: tuple[str, ...],
-           include_resolved: bool, limit: int | None, after: str | None, show_summary: bool,
+           include_resolved: bool, limit: int | None, after: str | None, show_summary: bool, upserted: bool,
            as_json: bool) -> None:
     """Export JOB_ID's failed rows (most recent error per row) with their source data.
 
@@ -424,8 +427,13 @@ def report(job_id: str, job_dir: Path | None, fmt: str, output: Path | None, err
             click.echo(json.dumps(reporting.summary_dict(cards, superseded)) if as_json
                        else reporting.render_summary(cards, superseded))
             return
-        written = reporting.write_report(journal, fmt, output, error_types=types,  # type: ignore[arg-type]
-                                         include_resolved=include_resolved, limit=limit, after=after)
+        if upserted:
+            from bulkload.reports.upserted import write_upserted
+
+            written = write_upserted(journal, fmt, output, limit=limit, after=after)
+        else:
+            written = reporting.write_report(journal, fmt, output, error_types=types,  # type: ignore[arg-type]
+                                             include_resolved=include_resolved, limit=limit, after=after)
         flag = job_dir_flag(journal.path.parent)
     if output == reporting.STDOUT:
         return
@@ -433,6 +441,12 @@ def report(job_id: str, job_dir: Path | None, fmt: str, output: Path | None, err
         click.echo(json.dumps({"path": str(written.path), "format": written.format, "rows": written.rows,
                                "errors": written.errors, "warnings": written.warnings,
                                "next_cursor": written.next_cursor}))
+        return
+    if upserted:
+        click.echo(f"{written.rows:,} upserted rows written to {written.path} ({written.format})")
+        if written.next_cursor:
+            click.echo(f"More rows: bulkload report {job_id}{flag} --upserted --after {written.next_cursor}"
+                       + (f" --limit {limit}" if limit else ""))
         return
     click.echo(reporting.describe_written(written, filtered=bool(types) or include_resolved, job_dir_flag=flag,
                                           limit=limit))

@@ -30,11 +30,16 @@ class ErrorType(StrEnum):
     INVALID_PROPERTY_VALUE = "INVALID_PROPERTY_VALUE"
     MISSING_REQUIRED_PROPERTY = "MISSING_REQUIRED_PROPERTY"
     INVALID_EMAIL_ADDRESS = "INVALID_EMAIL_ADDRESS"
+    INVALID_OWNER_ID = "INVALID_OWNER_ID"
+    VALIDATION_RULE = "VALIDATION_RULE"
+    READ_ONLY_VALUE = "READ_ONLY_VALUE"
     INVALID_ENUM_PROPERTY = "INVALID_ENUM_PROPERTY"
+    AMBIGUOUS_ENUMERATION_OPTION = "AMBIGUOUS_ENUMERATION_OPTION"
     DUPLICATE_ID_IN_SOURCE = "DUPLICATE_ID_IN_SOURCE"
     CONFLICTING_UNIQUE_VALUE = "CONFLICTING_UNIQUE_VALUE"
     MISSING_SCOPES = "MISSING_SCOPES"
     INVALID_TOKEN = "INVALID_TOKEN"
+    ASSOCIATED_RECORD_NOT_FOUND = "ASSOCIATED_RECORD_NOT_FOUND"
     INVALID_ASSOCIATION = "INVALID_ASSOCIATION"
     UNKNOWN_ERROR = "UNKNOWN_ERROR"
 
@@ -51,11 +56,16 @@ CATEGORY_OF: dict[ErrorType, Category] = {
     ErrorType.INVALID_PROPERTY_VALUE: Category.PROPERTY_VALUES,
     ErrorType.MISSING_REQUIRED_PROPERTY: Category.PROPERTY_VALUES,
     ErrorType.INVALID_EMAIL_ADDRESS: Category.PROPERTY_VALUES,
+    ErrorType.INVALID_OWNER_ID: Category.PROPERTY_VALUES,
+    ErrorType.VALIDATION_RULE: Category.PROPERTY_VALUES,
+    ErrorType.READ_ONLY_VALUE: Category.PROPERTY_VALUES,
     ErrorType.INVALID_ENUM_PROPERTY: Category.PICKLISTS,
+    ErrorType.AMBIGUOUS_ENUMERATION_OPTION: Category.PICKLISTS,
     ErrorType.DUPLICATE_ID_IN_SOURCE: Category.DUPLICATES,
     ErrorType.CONFLICTING_UNIQUE_VALUE: Category.DUPLICATES,
     ErrorType.MISSING_SCOPES: Category.PERMISSIONS,
     ErrorType.INVALID_TOKEN: Category.PERMISSIONS,
+    ErrorType.ASSOCIATED_RECORD_NOT_FOUND: Category.ASSOCIATIONS,
     ErrorType.INVALID_ASSOCIATION: Category.ASSOCIATIONS,
     ErrorType.UNKNOWN_ERROR: Category.OTHER,
 }
@@ -73,12 +83,22 @@ HOW_TO_FIX: dict[ErrorType, str] = {
     ErrorType.INVALID_PROPERTY_VALUE: "Correct the value to what the property accepts.",
     ErrorType.MISSING_REQUIRED_PROPERTY: "Fill the required property (for calls: hs_timestamp) for new records.",
     ErrorType.INVALID_EMAIL_ADDRESS: "Correct the email address.",
+    ErrorType.INVALID_OWNER_ID: "Use an owner's id or e-mail (bulkload properties lists the owners' property; "
+    "owners are under Settings > Users).",
+    ErrorType.VALIDATION_RULE: "A portal validation rule refused the record: fill what the rule asks for, or change "
+    "the rule in HubSpot, then retry.",
+    ErrorType.READ_ONLY_VALUE: "HubSpot calculates this property: drop the column (--column SRC=).",
     ErrorType.INVALID_ENUM_PROPERTY: "Use one of the property's internal option values, or add the option in HubSpot.",
+    ErrorType.AMBIGUOUS_ENUMERATION_OPTION: "Two options share this label: use the option's internal value "
+    "(bulkload properties OBJECT lists them).",
     ErrorType.DUPLICATE_ID_IN_SOURCE: "Earlier rows with the same id were skipped; the last row in the file was sent.",
     ErrorType.CONFLICTING_UNIQUE_VALUE: "Another record already holds this unique value; change or clear it.",
     ErrorType.MISSING_SCOPES: "Grant the private app the crm.objects.contacts.write scope.",
     ErrorType.INVALID_TOKEN: "Check HUBSPOT_ACCESS_TOKEN or --token-file.",
-    ErrorType.INVALID_ASSOCIATION: "Check the associated record ids.",
+    ErrorType.ASSOCIATED_RECORD_NOT_FOUND: "Create the record (e.g. the contact) or correct the value, then "
+    "`bulkload retry JOB` looks it up again.",
+    ErrorType.INVALID_ASSOCIATION: "Check the associated record ids and that the two objects can be associated, then "
+    "`bulkload retry JOB`.",
     ErrorType.UNKNOWN_ERROR: "Read the error message; retry with `bulkload retry` once fixed.",
 }
 

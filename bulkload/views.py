@@ -40,10 +40,20 @@ def _timestamps_line(st: dict[str, Any]) -> str | None:
     return f"  note      {n:,} timestamps had no zone and were read in {ts['read_as']}"
 
 
+def _associations_line(st: dict[str, Any]) -> str | None:
+    a = st.get("associations") or {}
+    if not a.get("total"):
+        return None
+    return (f"  assoc.    {_n(a['total'])} pairs · {_n(a['created'])} created · {_n(a['failed'])} failed · "
+            f"{_n(a['pending'])} pending")
+
+
 def render_run_summary(st: dict[str, Any], by_type: Sequence[tuple[str, str, int]]) -> str:
     """What `load`, `resume` and `retry` print at the end."""
     rows = st["rows"]
     lines = [f"Job {st['job_id']}: {st['state']}", _source_line(st), _rows_line(rows)]
+    if links := _associations_line(st):
+        lines.append(links)
     if note := _timestamps_line(st):
         lines.append(note)
     if by_type:
@@ -69,6 +79,7 @@ def render_status(st: dict[str, Any], cards: Sequence[CategoryCard], superseded:
         _rows_line(rows),
         f"  batches   {_n(batches['total'])} total · {_n(batches['done'])} done · {_n(batches['partial'])} partial · "
         f"{_n(batches['failed'])} failed · {_n(batches['pending'])} pending",
+        *([links] if (links := _associations_line(st)) else []),
         f"  errors    {_n(rows['failed'])} failed rows now; {_n(st['num_errors'])} rows HubSpot refused in the"
         " batches as they were sent (retries since may have fixed some)",
         f"  API       {_n(usage['calls_24h'])} calls in the last 24 h"
@@ -76,6 +87,7 @@ def render_status(st: dict[str, Any], cards: Sequence[CategoryCard], superseded:
         + (f" (account daily limit {usage['daily_limit']:,}, {_n(usage['daily_remaining'])} left)"
            if usage["daily_limit"] else "")
         + f" · {_n(usage['rate_limited_total'])} answered 429 · {_n(usage['retries_total'])} retries",
+        "  by kind   " + " · ".join(f"{k} {_n(v)}" for k, v in st.get("api_calls_by_kind", {}).items()),
         "  tuning    " + " · ".join(
             f"{k.replace('_', ' ')} {v}" for k, v in tuning.items() if k != "max_outage_seconds" and v is not None),
         f"  updated   {st['updated_at']}",

@@ -52,6 +52,13 @@ def summary(journal: Journal) -> tuple[list[CategoryCard], int]:
             cats_of_row.add(cat)
         for c in cats_of_row:
             affected[c] += 1
+        # Failed associations: their rows landed, the association did not (one problem a pair).
+        pair_counts, pair_samples = journal.failed_pair_counts()
+        for error_type, n, rows in pair_counts:
+            key = (Category.ASSOCIATIONS.value, error_type)
+            counts[key] = counts.get(key, 0) + n
+            affected[Category.ASSOCIATIONS.value] += rows
+            samples.setdefault(error_type, pair_samples.get(error_type, ""))
         superseded = journal.superseded_count()
     types_of: dict[str, list[tuple[str, int]]] = {c.value: [] for c in Category}
     for (cat, error_type), n in counts.items():

@@ -18,6 +18,7 @@ SEVERITY_WARNING = "warning"
 # Rows sharing a row number sort errors first; the cursor records which of the two it stopped at.
 KIND_ERROR = 0
 KIND_WARNING = 1
+KIND_ASSOCIATION = 2  # a row that landed, and an association of it that failed
 
 ERROR_COLUMN_PREFIX = "bulkload_"
 

@@ -270,9 +270,9 @@ def write_report(
     to_stdout = path == STDOUT
     target = STDOUT if to_stdout else _target(journal, q.job.job_id, fmt, path)
     counts = {SEVERITY_ERROR: 0, SEVERITY_WARNING: 0}
-    last: list[tuple[int, int]] = []
+    last: list[tuple[int, int, int]] = []
 
-    def counted(keyed: Iterator[tuple[tuple[int, int], dict[str, Any]]]) -> Iterator[dict[str, Any]]:
+    def counted(keyed: Iterator[tuple[tuple[int, int, int], dict[str, Any]]]) -> Iterator[dict[str, Any]]:
         for key, row in keyed:
             counts[row["severity"]] += 1
             last[:] = [key]

@@ -30,6 +30,7 @@ import orjson
 from bulkload.errors import InputError
 from bulkload.journal import ErrorRow, Journal, WarningRow
 from bulkload.reports.fields import (
+    KIND_ASSOCIATION,
     KIND_ERROR,
     KIND_WARNING,
     RAW_KEY,
@@ -50,6 +51,7 @@ class JobInfo:
     created_at: str
     columns: list[str]
     column_of: dict[str, str]  # property -> the source column that feeds it
+    targets: list[str]  # the association columns, by target index
 
 
 @dataclass(frozen=True)
@@ -59,7 +61,7 @@ class Query:
     categories: tuple[str, ...]
     include_resolved: bool
     include_warnings: bool
-    start: tuple[int, int] | None  # (rowNumber, kind) of the last row already returned
+    start: tuple[int, int, int] | None  # (rowNumber, kind, seq) of the last row already returned
 
 
 def job_info(journal: Journal) -> JobInfo:
@@ -73,8 +75,9 @@ def job_info(journal: Journal) -> JobInfo:
         prop = renames.get(col, col)
         if prop:  # "" drops the column
             column_of.setdefault(prop, col)
+    targets = [str(a).split("=", 1)[0] for a in job.config.get("associations") or []]
     return JobInfo(job.job_id, job.object_type, job.id_property, Path(job.source_path).name, job.created_at,
-                   columns, column_of)
+                   columns, column_of, targets)
 
 
 def split_names(values: Sequence[str]) -> tuple[str, ...]:
@@ -99,14 +102,14 @@ def prepare(journal: Journal, *, error_types: Sequence[str], categories: Sequenc
         raise InputError(
             f"unknown category {', '.join(unknown_cats)}; categories: {', '.join(c.value for c in Category)}")
     return Query(job_info(journal), types, cats, include_resolved, include_warnings,
-                 decode_cursor(after) if after else None)
+                 decode_position(after) if after else None)
 
 
-def _after(kind: int, start: tuple[int, int] | None) -> tuple[int, bool] | None:
+def _after(kind: int, start: tuple[int, int, int] | None) -> tuple[int, bool] | None:
     """Where this stream resumes after the cursor: (row, inclusive)."""
     if start is None:
         return None
-    row, last_kind = start
+    row, last_kind, _ = start
     # Same row number: this stream's rows come after the cursor only if its kind sorts later.
     return row, kind > last_kind
 
@@ -186,6 +189,62 @@ def warning_dict(w: WarningRow, job: JobInfo) -> dict[str, Any]:
     }
 
 
+def association_dict(row: tuple[Any, ...], job: JobInfo) -> dict[str, Any]:
+    row_number, target, value, error_type, message, attempts, updated_at, id_value, line = row
+    column = job.targets[target] if 0 <= target < len(job.targets) else None
+    return {
+        "id": f"{job.job_id}:{row_number}:association:{target}:{value}",
+        "createdAt": updated_at,
+        "errorType": error_type,
+        "category": Category.ASSOCIATIONS.value,
+        "errorMessage": message,
+        "propertyName": column,
+        "invalidValue": value,
+        "idPropertyValue": id_value,
+        "objectType": job.object_type,
+        "resolved": False,
+        "attempts": attempts,
+        "severity": SEVERITY_ERROR,
+        "howToFix": how_to_fix(error_type),
+        "sourceColumn": column,
+        "updatedAt": updated_at,
+        "resolvedAt": None,
+        "origin": "hubspot",
+        "batchNo": None,
+        "httpStatus": None,
+        "hubspotCategory": None,
+        "hubspotCode": None,
+        "correlationId": None,
+        "supersededBy": None,
+        "errors": [{"errorType": error_type, "propertyName": column, "invalidValue": value, "errorMessage": message}],
+        # The row landed: its record exists; only this association of it did not.
+        "sourceData": {"file": job.file, "rowNumber": row_number, "lineNumber": line, "rowData": None},
+    }
+
+
+def _iter_associations(journal: Journal, q: Query) -> Iterator[tuple[tuple[int, int, int], dict[str, Any]]]:
+    """Failed associations: a row may have several, numbered `seq` within the row."""
+    kinds = set(q.error_types)
+    start = q.start
+    inclusive_from = (start[0], start[2] + 1) if start is not None and start[1] == KIND_ASSOCIATION else None
+    row_seen, seq = -1, 0
+    for p in journal.iter_failed_pairs(after=(start[0], start[1] <= KIND_ASSOCIATION) if start else None):
+        row = int(p[0])
+        seq = seq + 1 if row == row_seen else 0
+        row_seen = row
+        if inclusive_from is not None and row == inclusive_from[0] and seq < inclusive_from[1]:
+            continue
+        if kinds and p[3] not in kinds:
+            continue
+        yield (row, KIND_ASSOCIATION, seq), association_dict(p, q.job)
+
+
+def _wants_associations(q: Query) -> bool:
+    kinds = {ErrorType.ASSOCIATED_RECORD_NOT_FOUND.value, ErrorType.INVALID_ASSOCIATION.value}
+    return (not q.error_types or bool(kinds & set(q.error_types))) and (
+        not q.categories or Category.ASSOCIATIONS.value in q.categories)
+
+
 def _wants_warnings(q: Query) -> bool:
     return (
         q.include_warnings
@@ -194,15 +253,17 @@ def _wants_warnings(q: Query) -> bool:
     )
 
 
-def iter_keyed(journal: Journal, q: Query) -> Iterator[tuple[tuple[int, int], dict[str, Any]]]:
+def iter_keyed(journal: Journal, q: Query) -> Iterator[tuple[tuple[int, int, int], dict[str, Any]]]:
     job = q.job
     rows = journal.iter_error_rows(after=_after(KIND_ERROR, q.start), include_resolved=q.include_resolved,
                                    error_types=q.error_types, categories=q.categories)
-    errors = (((e.row_number, KIND_ERROR), error_dict(e, job)) for e in rows)
-    streams: list[Iterator[tuple[tuple[int, int], dict[str, Any]]]] = [errors]
+    errors = (((e.row_number, KIND_ERROR, 0), error_dict(e, job)) for e in rows)
+    streams: list[Iterator[tuple[tuple[int, int, int], dict[str, Any]]]] = [errors]
     if _wants_warnings(q):
-        streams.append(((w.row_number, KIND_WARNING), warning_dict(w, job))
+        streams.append(((w.row_number, KIND_WARNING, 0), warning_dict(w, job))
                        for w in journal.iter_warning_rows(after=_after(KIND_WARNING, q.start)))
+    if _wants_associations(q) and job.targets:
+        streams.append(_iter_associations(journal, q))
     # Both tables are read in primary-key order, so a merge streams them without a sort.
     return heapq.merge(*streams, key=lambda kv: kv[0])
 
@@ -210,20 +271,28 @@ def iter_keyed(journal: Journal, q: Query) -> Iterator[tuple[tuple[int, int], di
 # ---- the cursor ------------------------------------------------------------------------------
 
 
-def encode_cursor(row_number: int, kind: int) -> str:
-    """Opaque to users, stable for us: the position (rowNumber, kind) of the last row returned."""
-    return base64.urlsafe_b64encode(f"v1:{row_number}:{kind}".encode()).decode().rstrip("=")
+def encode_cursor(row_number: int, kind: int, seq: int = 0) -> str:
+    """Opaque to users, stable for us: the position (rowNumber, kind, seq) of the last row returned."""
+    text = f"v1:{row_number}:{kind}" + (f":{seq}" if seq else "")
+    return base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
 
 
 def decode_cursor(cursor: str) -> tuple[int, int]:
+    """(rowNumber, kind) of the last row a page returned."""
+    row, kind, _ = decode_position(cursor)
+    return row, kind
+
+
+def decode_position(cursor: str) -> tuple[int, int, int]:
+    """(rowNumber, kind, seq): `seq` orders a row's several failed associations."""
     try:
         text = base64.urlsafe_b64decode(cursor.strip() + "=" * (-len(cursor.strip()) % 4)).decode("ascii")
     except (binascii.Error, UnicodeDecodeError, ValueError):
         text = ""
-    m = re.fullmatch(r"v1:(\d{1,18}):([01])", text)
+    m = re.fullmatch(r"v1:(\d{1,18}):([012])(?::(\d{1,9}))?", text)
     if m is None:
         raise InputError(f"invalid cursor {cursor!r}: pass --after the next cursor a report printed")
-    return int(m.group(1)), int(m.group(2))
+    return int(m.group(1)), int(m.group(2)), int(m.group(3) or 0)
 
 
 # ---- pages -----------------------------------------------------------------------------------
