@@ -222,13 +222,18 @@ def retry(
         types = [t.strip() for group in error_types for t in group.split(",") if t.strip()]
         stage = ReplayStage(journal, config, column_map, list(job.columns), types, corrected,
                             links=_links(journal, config))
+        selected = stage.select()
+        corrected_links = journal.correct_pairs(stage.link_fixes) if stage.link_fixes else 0
         # Failed associations are tried again (the contact may exist now), unless the retry
         # is limited to error types that are not about associations.
         reopened = journal.reopen_failed_pairs() if config.associations and _about_links(types) else 0
-        if stage.select() or reopened:
+        if selected or reopened or corrected_links:
             in_force, choices = merge_tuning(job.tuning, tuning_choices(tuning))
             run(journal, stage, config=config, conn=conn, tuning=in_force, choices=choices, rt=rt)
-        return stage.stats, status_of(journal)
+        st = status_of(journal)
+        stage.stats.associations_retried = reopened + corrected_links
+        stage.stats.associations_failed = int(st.get("associations", {}).get("failed", 0))
+        return stage.stats, st
 
 
 def prune_jobs(*, job_dir: Path | None = None, all_dirs: bool = False) -> list[str]:

@@ -371,16 +371,26 @@ def retry(job_id: str, job_dir: Path | None, error_types: tuple[str, ...], corre
                               tuning=choices, runtime=rt)
     code = exit_code_of(st)
     if as_json:
-        click.echo(json.dumps({"job_id": job_id, "retry": stats.to_dict(), "rows": st["rows"], "exit_code": code}))
+        click.echo(json.dumps({"job_id": job_id, "retry": stats.to_dict(), "rows": st["rows"],
+                               "associations": st.get("associations"), "exit_code": code}))
         sys.exit(code)
     skipped = ""
     if stats.skipped:
         why = f"no id, or not in {corrected.name}" if corrected else "no id or no data"
         skipped = f" ({stats.skipped:,} skipped: {why})"
-    click.echo(f"Retried {stats.matched:,} of {stats.selected:,} failed rows{skipped}: {stats.resolved:,} resolved "
-               f"({stats.created:,} created, {stats.updated:,} updated), {stats.failed:,} still failing.")
+    if stats.selected or not stats.associations_retried:
+        click.echo(f"Retried {stats.matched:,} of {stats.selected:,} failed rows{skipped}: {stats.resolved:,} "
+                   f"resolved ({stats.created:,} created, {stats.updated:,} updated), {stats.failed:,} still failing.")
     if stats.by_error:
         click.echo("  still failing: " + ", ".join(f"{t} {n:,}" for t, n in sorted(stats.by_error.items())))
+    if stats.associations_retried:
+        made = stats.associations_retried - stats.associations_failed
+        noun = "association" if stats.associations_retried == 1 else "associations"
+        click.echo(f"Retried {stats.associations_retried:,} failed {noun}: {max(made, 0):,} made, "
+                   f"{stats.associations_failed:,} still failing.")
+    if stats.associations_failed:
+        click.echo(f"  see them: {st['report_command']} (category ASSOCIATIONS); create the missing records or "
+                   f"correct the values, then: bulkload retry {job_id}{_dir_flag(Path(st['journal']))}")
     if st["rows"]["failed"]:
         click.echo(f"  job: {st['rows']['failed']:,} failed rows remain")
         click.echo(f"  see them: {st['report_command']}")

@@ -22,6 +22,7 @@ import pyarrow.parquet as pq
 
 from bulkload.errors import InputError
 from bulkload.reports.fields import (
+    CATEGORY_COLUMN,
     ERROR_COLUMN_PREFIX,
     ERROR_COLUMN_SET,
     RAW_KEY,
@@ -31,6 +32,7 @@ from bulkload.reports.fields import (
     restore_cell,
 )
 from bulkload.reports.files import PARQUET_META_COLUMNS, PARQUET_META_REPORT
+from bulkload.source import sniff_delimiter
 
 
 def is_malformed(row_data: dict[str, Any], columns: Sequence[str]) -> bool:
@@ -42,6 +44,12 @@ class CorrectedRow:
     values: dict[str, Any]  # source column -> value (CSV: text, restored; Parquet: as stored)
     row_number: int | None  # the source row it corrects (bulkload_rowNumber), when the file says
     file_line: int  # where it is in the corrected file, for messages
+    category: str | None = None  # the report's category of the row (bulkload_category), when the file says
+
+    @property
+    def is_association(self) -> bool:
+        """A failed association's row: its cells correct the association, not the record."""
+        return (self.category or "").strip() == "ASSOCIATIONS"
 
 
 def _is_error_column(name: str, keep: frozenset[str]) -> bool:
@@ -60,16 +68,6 @@ def _cell(cells: list[str], i: int | None) -> str:
     return restore_cell(cells[i]) if i is not None and i < len(cells) else ""
 
 
-def _sniff_delimiter(first_line: str) -> str:
-    """Spreadsheets in some locales save with ';' or tabs: take the one that splits the header most."""
-    best, best_n = ",", 1
-    for d in (",", ";", "\t"):
-        n = len(next(csv.reader([first_line], delimiter=d), []))
-        if n > best_n:
-            best, best_n = d, n
-    return best
-
-
 def _open_csv(
     path: Path, keep: frozenset[str], include_warnings: bool
 ) -> tuple[list[str], Iterator[CorrectedRow]]:
@@ -77,9 +75,10 @@ def _open_csv(
     csv.field_size_limit(max(csv.field_size_limit(), 1 << 26))
     try:
         with path.open(encoding="utf-8-sig", newline="") as f:
-            first_line = f.readline()
+            sample = f.read(1 << 16)
             f.seek(0)
-            delimiter = _sniff_delimiter(first_line)
+            # Spreadsheets in some locales save with ';' or tabs.
+            delimiter = sniff_delimiter(sample, complete=len(sample) < 1 << 16) or ","
             header = [restore_cell(h).strip() for h in next(csv.reader(f, delimiter=delimiter), [])]
     except UnicodeDecodeError as e:
         raise InputError(f"{path} is not UTF-8: save it as 'CSV UTF-8'") from e
@@ -94,6 +93,7 @@ def _open_csv(
         raise InputError(f"{path} has the column {', '.join(dupes)} more than once")
     index = {h: i for i, h in enumerate(header)}
     severity_at, row_at = index.get(SEVERITY_COLUMN), index.get(ROW_NUMBER_COLUMN)
+    category_at = index.get(CATEGORY_COLUMN)
 
     def rows() -> Iterator[CorrectedRow]:
         with path.open(encoding="utf-8-sig", newline="") as f:
@@ -111,6 +111,7 @@ def _open_csv(
                         values={h: _cell(cells, i) for i, h in kept},
                         row_number=_int_or_none(_cell(cells, row_at)) if row_at is not None else None,
                         file_line=reader.line_num,
+                        category=_cell(cells, category_at) if category_at is not None else None,
                     )
             except UnicodeDecodeError as e:
                 raise InputError(f"{path} is not UTF-8: save it as 'CSV UTF-8'") from e
@@ -134,7 +135,7 @@ def _open_parquet(
 
         def report_rows_() -> Iterator[CorrectedRow]:
             n = 0
-            for batch in pf.iter_batches(columns=["severity", "sourceData"]):
+            for batch in pf.iter_batches(columns=["severity", "category", "sourceData"]):
                 for entry in batch.to_pylist():
                     n += 1
                     if entry["severity"] == SEVERITY_WARNING and not include_warnings:
@@ -143,13 +144,14 @@ def _open_parquet(
                     data = json.loads(src["rowData"]) if src.get("rowData") else {}
                     if is_malformed(data, columns):
                         data = {}
-                    yield CorrectedRow({c: data.get(c) for c in columns}, src.get("rowNumber"), n)
+                    yield CorrectedRow({c: data.get(c) for c in columns}, src.get("rowNumber"), n,
+                                       entry["category"])
 
         return columns, report_rows_()
     names = [n for n in pf.schema_arrow.names if not _is_error_column(n, keep)]
     if not names:
         raise InputError(f"{path} has no source columns")
-    extra = [c for c in (SEVERITY_COLUMN, ROW_NUMBER_COLUMN) if c in pf.schema_arrow.names]
+    extra = [c for c in (SEVERITY_COLUMN, ROW_NUMBER_COLUMN, CATEGORY_COLUMN) if c in pf.schema_arrow.names]
 
     def plain_rows() -> Iterator[CorrectedRow]:
         n = 0
@@ -159,7 +161,8 @@ def _open_parquet(
                 if entry.get(SEVERITY_COLUMN) == SEVERITY_WARNING and not include_warnings:
                     continue
                 rn = entry.get(ROW_NUMBER_COLUMN)
-                yield CorrectedRow({c: entry[c] for c in names}, _int_or_none(rn) if rn is not None else None, n)
+                yield CorrectedRow({c: entry[c] for c in names}, _int_or_none(rn) if rn is not None else None, n,
+                                   entry.get(CATEGORY_COLUMN))
 
     return names, plain_rows()
 

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from bulkload import api
-from bulkload.config import Connection, JobConfig
+from bulkload.config import Connection, JobConfig, parse_association
 from bulkload.errors import EXIT_OK
 from bulkload.journal import Journal
 from bulkload.pipeline import Runtime
@@ -23,6 +23,10 @@ from bulkload.sandbox import SandboxConfig, SandboxServer
 from bulkload.status import job_dir_flag
 
 DEMO_TOKEN = "demo-token"
+# sample_data/calls.csv names contacts 1..200 (and one e-mail no contact has): the
+# sandbox seeds them, and the demo associates every call with its contacts.
+DEMO_CONTACTS = 200
+DEMO_ASSOCIATE = parse_association("contact_email=contacts.email")
 
 
 def sample_file() -> Path:
@@ -48,19 +52,20 @@ def program() -> str:
     return f"{shlex.quote(sys.executable)} -m bulkload"
 
 
-def demo_report(job_id: str, job_dir: Path) -> str:
-    """Write the CSV template; return the cards and how to replay it."""
+def demo_report(job_id: str, job_dir: Path, prog: str = "bulkload") -> tuple[str, Path]:
+    """Write the CSV template; return the cards with where the template is, and its path."""
     with api.open_journal(job_dir, job_id) as journal:
         written = write_report(journal, "csv")
         cards, superseded = summary(journal)
         flag = job_dir_flag(journal.path.parent)
-    return "\n".join([
+    text = "\n".join([
         render_summary(cards, superseded),
         "",
         f"Failed-rows report (CSV, a corrected-file template): {written.path}",
         "Fix the values in a spreadsheet, save it as CSV, then replay the fixed rows:",
-        f"  bulkload retry {job_id}{flag} --from {shlex.quote(str(written.path))}",
+        f"  {prog} retry {job_id}{flag} --from {shlex.quote(str(written.path))}",
     ])
+    return text, written.path
 
 
 def run_demo(job_dir: Path, *, keep_running: bool, echo: Callable[[str], None]) -> int:
@@ -68,32 +73,31 @@ def run_demo(job_dir: Path, *, keep_running: bool, echo: Callable[[str], None]) 
 
     source = sample_file()
     prog = program()
-    with SandboxServer(SandboxConfig(tokens=(DEMO_TOKEN,))) as sandbox:
-        echo(f"sandbox listening on {sandbox.base_url} (token {DEMO_TOKEN})")
-        echo(f"loading {source} into the sandbox …")
+    config = SandboxConfig(tokens=(DEMO_TOKEN,), contacts=DEMO_CONTACTS)
+    with SandboxServer(config) as sandbox:
+        echo(f"sandbox listening on {sandbox.base_url} (token {DEMO_TOKEN}, {DEMO_CONTACTS} contacts)")
+        echo(f"loading {source} into the sandbox, each call associated with the contacts its "
+             f"{DEMO_ASSOCIATE.column} names …")
         conn = Connection(base_url=sandbox.base_url, token=DEMO_TOKEN)
-        result = api.load(JobConfig(source=source, id_property="external_call_id"), conn, job_dir=job_dir,
-                          runtime=Runtime())
+        job = JobConfig(source=source, id_property="external_call_id", associations=(DEMO_ASSOCIATE,))
+        result = api.load(job, conn, job_dir=job_dir, runtime=Runtime())
         echo("")
         with Journal.open(result.journal) as journal:
             by_type = journal.failed_by_type()
         echo(render_run_summary(api.status(result.job_id, job_dir=job_dir), by_type))
+        echo("")
+        cards, template = demo_report(result.job_id, job_dir, prog)
+        echo(cards)
+        echo("")
         with api.open_journal(job_dir, result.job_id) as journal:
-            written = write_report(journal, "csv")
-            cards, superseded = summary(journal)
             flag = job_dir_flag(journal.path.parent)
-        echo("")
-        echo(render_summary(cards, superseded))
-        echo("")
-        echo(f"Failed-rows report (CSV, a corrected-file template): {written.path}")
-        echo("Fix the values in a spreadsheet and save it as CSV; the retry below replays the fixed rows.")
-        echo("")
-        job = f"{result.job_id}{flag}"
+        job_ref = f"{result.job_id}{flag}"
         echo("Next, from any directory" + ("" if keep_running else " (status and report work offline)") + ":")
         echo(f"  export HUBSPOT_BASE_URL={sandbox.base_url} HUBSPOT_ACCESS_TOKEN={DEMO_TOKEN}")
-        echo(f"  {prog} status {job}")
-        echo(f"  {prog} report {job} --format jsonl -o -")
-        echo(f"  {prog} retry {job} --from {shlex.quote(str(written.path.resolve()))}")
+        echo(f"  {prog} status {job_ref}")
+        echo(f"  {prog} report {job_ref} --format jsonl -o -")
+        echo(f"  {prog} report {job_ref} --upserted --format csv -o -    # each call's HubSpot id and contacts")
+        echo(f"  {prog} retry {job_ref} --from {shlex.quote(str(template.resolve()))}")
         if not keep_running:
             echo(f"The sandbox stops with the demo: `{prog} demo --keep-running` keeps it up for the retry.")
         else:

@@ -115,9 +115,13 @@ class ColumnMap:
             )
         unknown = [f"{c} -> {p}" if c != p else c for c, p in self.pairs if p not in schema.properties]
         if unknown:
+            # A column of e-mails is most often the contacts a call belongs to.
+            emails = [c for c, p in self.pairs if p not in schema.properties and "email" in c.lower()]
+            hint = f"; to associate each record with the contacts it names: --associate {emails[0]}=contacts.email" \
+                if emails else ""
             raise MappingError(
                 f"no such {(len(unknown) > 1 and 'properties') or 'property'} on the object: "
-                f"{', '.join(unknown)}. Map with --column SRC=PROP, or drop with --column SRC="
+                f"{', '.join(unknown)}. Map with --column SRC=PROP, or drop with --column SRC={hint}"
             )
 
 

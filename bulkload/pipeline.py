@@ -250,6 +250,7 @@ def _send_all(stage: Stage, journal: Journal, run_no: int, batches: Iterator[Bat
     grace_deadline: float | None = None
     outcomes: list[BatchResult] = []
     links: list[LinkResult] = step.catch_up() if step is not None else []
+    returned: list[LinkTask] = []  # back from a sender, their results not yet in the journal
     rows_done = 0
     try:
         while True:
@@ -259,7 +260,8 @@ def _send_all(stage: Stage, journal: Journal, run_no: int, batches: Iterator[Bat
             stopping = stop_error is not None or rt.stop.is_set()
             if step is not None and not stopping:
                 # Full packs go first (so pending pairs stay few); the rest once the upserts are done.
-                tasks = step.tasks(final=exhausted and not upserts_inflight, room=tuning.concurrency - inflight)
+                tasks = step.tasks(final=exhausted and not upserts_inflight and not outcomes,
+                                   room=tuning.concurrency - inflight)
             while not stopping and not exhausted and inflight + len(claims) + len(tasks) < tuning.concurrency \
                     and len(closed) < MAX_CLOSED_PER_TURN:
                 try:
@@ -272,11 +274,22 @@ def _send_all(stage: Stage, journal: Journal, run_no: int, batches: Iterator[Bat
                     exhausted = True
                     break
                 (claims if plan.inputs else closed).append(plan)
+            if step is not None and not stopping and exhausted and not tasks and not claims:
+                # The read just ended (a retry with only associations to redo ends at once):
+                # what is left may go now. Final once every row's outcome is in the journal
+                # (so its pairs are too).
+                tasks = step.tasks(final=not upserts_inflight and not outcomes, room=tuning.concurrency - inflight)
             turn, outcomes = outcomes, []  # taken first: a crash inside the write must not write them twice
             turn_links, links = links, []
             _turn(stage, journal, run_no, turn, claims, closed, meter, rt.wall(), turn_links)
-            if step is not None and turn_links:
-                links.extend(step.catch_up())  # pairs of rows that landed with values known already
+            if step is not None:
+                if turn_links:
+                    links.extend(step.catch_up())  # pairs of rows that landed with values known already
+                # Only now, with their results written, may their values and pairs be planned
+                # again: planned earlier, a value in a result not yet recorded is looked up twice.
+                for task in returned:
+                    step.finished(task)
+                returned.clear()
             for plan, failed in [*((r.plan, len(r.failures)) for r in turn), *((p, 0) for p in closed)]:
                 n = plan.n_rows if not plan.replay else len(plan.inputs) + len(plan.failures)
                 rows_done += n
@@ -298,8 +311,7 @@ def _send_all(stage: Stage, journal: Journal, run_no: int, batches: Iterator[Bat
             for item, result, exc in senders.wait(_POLL if inflight else 0.0):
                 inflight -= 1
                 if isinstance(item, LinkTask):
-                    assert step is not None
-                    step.finished(item)
+                    returned.append(item)
                 else:
                     upserts_inflight -= 1
                 if exc is not None:
@@ -454,7 +466,9 @@ def _settle(journal: Journal, stage: Stage) -> dict[str, Any]:
     if counts["associations"]["pending"] > 0:
         raise StopResumable(f"{counts['associations']['pending']:,} associations are still pending; resume makes them")
     else:
-        journal.finish_job(JobState.COMPLETED_WITH_ERRORS if rows["failed"] else JobState.COMPLETED)
+        # Failed associations count: every row landed, yet the job exits 1 and says why.
+        failed = rows["failed"] or counts["associations"]["failed"]
+        journal.finish_job(JobState.COMPLETED_WITH_ERRORS if failed else JobState.COMPLETED)
     return counts
 
 

@@ -26,8 +26,8 @@ from bulkload.convert import format_utc
 from bulkload.corrections import CorrectedRow, open_corrected_file
 from bulkload.errors import InputError, MappingError
 from bulkload.journal import BatchResult, Journal, LinkResult, ReplayRow, Usage
-from bulkload.mapping import ColumnMap, Schema, map_chunk
-from bulkload.models import BatchPlan, FailedRow, Link
+from bulkload.mapping import ColumnMap, Schema, association_values, map_chunk
+from bulkload.models import BatchPlan, FailedRow, Link, Target
 from bulkload.reports.fields import RAW_KEY
 from bulkload.source import SourceChunk
 from bulkload.taxonomy import ErrorType
@@ -46,6 +46,8 @@ class RetryStats:
     created: int = 0
     updated: int = 0
     by_error: dict[str, int] = field(default_factory=dict)
+    associations_retried: int = 0  # failed associations tried again
+    associations_failed: int = 0  # failed associations of the job afterwards
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -68,19 +70,52 @@ def _id_was_the_fault(row: ReplayRow, id_property: str) -> bool:
     return not row.id_value or row.error_type in _ID_FAULTS or row.property_name == id_property
 
 
-def read_corrections(path: Path, id_column: str, source_columns: Sequence[str]
-                     ) -> tuple[dict[str, dict[str, Any]], dict[int, dict[str, Any]]]:
-    """A corrected file's rows by id value and by the row number they correct (last wins)."""
+@dataclass
+class Corrections:
+    """A corrected file's rows: records by id value and by the row number they correct
+    (last wins), and the rows that correct a failed association."""
+
+    by_id: dict[str, dict[str, Any]] = field(default_factory=dict)
+    by_row: dict[int, dict[str, Any]] = field(default_factory=dict)
+    links: list[CorrectedRow] = field(default_factory=list)
+
+
+def read_corrections(path: Path, id_column: str, source_columns: Sequence[str]) -> Corrections:
     if not path.exists():
         raise InputError(f"corrected file not found: {path}")
     header, rows = open_corrected_file(path, source_columns=source_columns)
     if id_column not in header:
         raise MappingError(f"{path.name} has no id column {id_column!r} (its columns: {', '.join(header)})")
-    by_id: dict[str, dict[str, Any]] = {}
-    by_row: dict[int, dict[str, Any]] = {}
+    out = Corrections()
     for row in rows:
-        _index(row, id_column, by_id, by_row)
-    return by_id, by_row
+        if row.is_association:
+            # Its record landed; only its association cells say anything (and its other
+            # cells are empty: sending them would blank the record).
+            if row.row_number is not None:
+                out.links.append(row)
+            continue
+        _index(row, id_column, out.by_id, out.by_row)
+    return out
+
+
+def link_corrections(rows: Sequence[CorrectedRow], targets: Sequence[Target]) -> dict[tuple[int, int], list[str]]:
+    """(row number, target) -> the values its corrected association cells name, read as a
+    load reads them (trimmed, e-mails lower-cased, `;` between several; empty: none)."""
+    present = [t for t in targets if any(t.column in r.values for r in rows)]
+    if not rows or not present:
+        return {}
+    table = pa.table({t.column: pa.array([_as_text(r.values.get(t.column)) for r in rows], pa.string())
+                      for t in present})
+    values = association_values(table, present)
+    out: dict[tuple[int, int], list[str]] = {}
+    for r, cells in zip(rows, values, strict=True):
+        assert r.row_number is not None
+        for t in present:
+            if t.column in r.values:
+                out.setdefault((r.row_number, targets.index(t)), [])
+        for i, value in cells:
+            out[(r.row_number, targets.index(present[i]))].append(value)
+    return out
 
 
 def _index(row: CorrectedRow, id_column: str, by_id: dict[str, dict[str, Any]],
@@ -105,6 +140,8 @@ class ReplayStage:
     stats: RetryStats = field(default_factory=RetryStats)
     links: AssociationStep | None = None
     command: str = "retry"
+    # (row, target) -> values: failed associations the corrected file corrects.
+    link_fixes: dict[tuple[int, int], list[str]] = field(default_factory=dict)
     _rows: list[ReplayRow] = field(default_factory=list)
     _data: list[dict[str, Any]] = field(default_factory=list)
 
@@ -114,6 +151,8 @@ class ReplayStage:
         self.stats.selected = len(candidates)
         corrections = (read_corrections(self.corrected, self.column_map.id_column, self.columns)
                        if self.corrected is not None else None)
+        if corrections is not None:
+            self.link_fixes = link_corrections(corrections.links, self.config.associations)
         for row in candidates:
             data = self._data_for(row, corrections)
             if data is None:
@@ -124,11 +163,10 @@ class ReplayStage:
         self.stats.matched = len(self._rows)
         return len(self._rows)
 
-    def _data_for(self, row: ReplayRow, corrections: tuple[dict[str, dict[str, Any]], dict[int, dict[str, Any]]]
-                  | None) -> dict[str, Any] | None:
+    def _data_for(self, row: ReplayRow, corrections: Corrections | None) -> dict[str, Any] | None:
         id_fault = _id_was_the_fault(row, self.config.id_property)
         if corrections is not None:
-            by_id, by_row = corrections
+            by_id, by_row = corrections.by_id, corrections.by_row
             if id_fault or row.id_value not in by_id:
                 return by_row.get(row.row_number) if (id_fault or row.row_number in by_row) else None
             return by_id[row.id_value]

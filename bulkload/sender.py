@@ -353,30 +353,41 @@ class Sender:
 
     def _request(self, kind: str, send: Callable[[], T], run: _Run) -> T:
         policy = self._policy
+        limiter = self._limiter
         attempt = 0
         outage_started: float | None = None
         while True:
-            sent_at = self._limiter.acquire(self._stop)
-            self._hooks.before_request(kind)
+            permit = limiter.acquire(self._stop)
+            try:
+                self._hooks.before_request(kind)
+            except BaseException:
+                limiter.release(permit)  # refused (--daily-budget): never sent
+                raise
             run.requests += 1
             attempt += 1
+            limiter.sent(permit)
             try:
                 answer = send()
             except RateLimited as exc:
-                self._after(kind, 429, exc.rate, sent_at)
+                if exc.daily:
+                    # Whether the ten-second window counted it is unknown.
+                    limiter.observe(permit, None)
+                else:
+                    # The limiter holds every sender until the window frees; the
+                    # jittered backoff below also spreads the threads out again.
+                    limiter.on_rate_limited(permit, exc.retry_after, exc.rate)
+                self._after(kind, 429, exc.rate)
                 run.rate_limited += 1
                 if exc.daily:
                     raise QuotaExhausted(
                         f"HubSpot's daily API limit is spent: {exc.message}",
                         resume_after=self._daily_reset(exc.retry_after),
                     ) from None
-                # The limiter holds every sender until the window frees; the
-                # jittered backoff below also spreads the threads out again.
-                self._limiter.on_rate_limited(exc.retry_after)
                 delay = self._backoff(attempt)
                 reason = str(exc)
             except TransientError as exc:
-                self._after(kind, exc.status, exc.rate, sent_at)
+                limiter.observe(permit, exc.rate)  # rate is None when no answer came
+                self._after(kind, exc.status, exc.rate)
                 delay = self._backoff(attempt)
                 if exc.status == 423:
                     delay = max(delay, policy.locked_wait)
@@ -384,15 +395,22 @@ class Sender:
                     delay = max(delay, exc.retry_after)
                 reason = str(exc)
             except BatchRejected as exc:
-                self._after(kind, exc.status, exc.rate, sent_at)
+                limiter.observe(permit, exc.rate)
+                self._after(kind, exc.status, exc.rate)
                 raise
             except (AuthError, RequestRejected) as exc:
-                self._after(kind, exc.status, None, sent_at)
+                limiter.observe(permit, None)
+                self._after(kind, exc.status, None)
+                raise
+            except BaseException:
+                # Not an answer we know (a bug, an interrupt): the request may
+                # still be in HubSpot's window, which is what observe(None) keeps.
+                limiter.observe(permit, None)
                 raise
             else:
                 rate = getattr(answer, "rate", None)
-                self._after(kind, getattr(answer, "http_status", None) or getattr(answer, "status", None),
-                            rate, sent_at)
+                limiter.observe(permit, rate)
+                self._after(kind, getattr(answer, "http_status", None) or getattr(answer, "status", None), rate)
                 return answer
 
             now = self._clock()
@@ -413,9 +431,7 @@ class Sender:
             self._pause(delay)
             self._notice(None)
 
-    def _after(self, kind: str, status: int | None, rate: RateLimitInfo | None, sent_at: float) -> None:
-        if rate is not None:
-            self._limiter.observe(rate, sent_at)
+    def _after(self, kind: str, status: int | None, rate: RateLimitInfo | None) -> None:
         self._hooks.after_response(kind, status, rate)
 
     def _backoff(self, attempt: int) -> float:

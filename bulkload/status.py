@@ -78,7 +78,7 @@ def status_of(journal: Journal) -> dict[str, Any]:
         out["paused_reason"] = reason
         out["resume_after"] = job.resume_after
         out["resume_command"] = resume_command(journal)
-    if counts["rows"]["failed"]:
+    if counts["rows"]["failed"] or counts["associations"]["failed"]:
         out["report_command"] = f"bulkload report {job.job_id}{job_dir_flag(journal.path.parent)}"
     out["usage"] = usage_of(journal)
     by_kind = out["usage"]["calls_by_kind"]

@@ -113,6 +113,8 @@ def category_of(error_type: str) -> Category:
 _FIX_BY_TYPE: dict[str, str] = {t.value: fix for t, fix in HOW_TO_FIX.items()}
 
 
-def how_to_fix(error_type: str) -> str:
-    """The taxonomy's one line; types newer than the taxonomy get UNKNOWN_ERROR's."""
-    return _FIX_BY_TYPE.get(error_type) or _FIX_BY_TYPE[ErrorType.UNKNOWN_ERROR.value]
+def how_to_fix(error_type: str, job_id: str | None = None) -> str:
+    """The taxonomy's one line; types newer than the taxonomy get UNKNOWN_ERROR's. With
+    `job_id`, the command it names is the one to paste."""
+    text = _FIX_BY_TYPE.get(error_type) or _FIX_BY_TYPE[ErrorType.UNKNOWN_ERROR.value]
+    return text.replace("`bulkload retry JOB`", f"`bulkload retry {job_id}`") if job_id else text

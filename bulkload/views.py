@@ -62,7 +62,7 @@ def render_run_summary(st: dict[str, Any], by_type: Sequence[tuple[str, str, int
         lines.append(f"  superseded (warnings): DUPLICATE_ID_IN_SOURCE {rows['superseded']:,} "
                      "(earlier rows of a repeated id; the last row was sent)")
     lines.append(f"  API calls {_n(st['api_calls'])} · journal {st['journal']}")
-    if rows["failed"] and st.get("report_command"):
+    if st.get("report_command"):
         lines.append(f"  Review failed rows: {st['report_command']}")
     if st["state"] == JobState.PAUSED.value:
         lines.append(f"  Resume with: {st['resume_command']}")

@@ -73,6 +73,13 @@ PARQUET_SCHEMA = pa.schema(
     ]
 )
 
+# With contacts > 0, a last column names the call's contacts by e-mail: those the
+# sandbox seeds with `--contacts N` (contact i is contact-{i:05d}@example.com), and one
+# e-mail no contact has, so a demo shows the ASSOCIATIONS card.
+CONTACT_COLUMN = "contact_email"
+UNKNOWN_CONTACT_ROW = 606
+UNKNOWN_CONTACT = "pat.unknown@example.com"
+
 # HubSpot's default call outcomes (HUBSPOT.md section 1.6).
 DISPOSITIONS: dict[str, str] = {
     "busy": "9d9162e7-6cf3-4944-bf63-4dff82258764",
@@ -370,6 +377,7 @@ def _make_chunk(
     dup_rate: float,
     edge_rate: float,
     line_end: str,
+    contacts: int = 0,
 ) -> _Chunk:
     """Build `count` rows column by column, then place the few edge-case and bad rows.
 
@@ -436,9 +444,23 @@ def _make_chunk(
     sparse_kind = draws.below(len(_SPARSE_KINDS))
     dup_pick = draws.chance(dup_rate)
     dup_target = pc.add(pc.divide(pc.multiply(draws.u32(), pc.subtract(rows, 1)), 1 << 32), 1)
+    # Drawn last and always, so that the other columns are the same with or without them.
+    contact_first = pc.add(draws.below(max(contacts, 1)), 1)
+    contact_second = pc.add(draws.below(max(contacts, 1)), 1)
+    contact_shape = draws.below(100)  # <7: no contact, <10: two, else one
+    if contacts > 0:
+        def address(index: pa.Array) -> pa.Array:
+            padded = pc.utf8_lpad(pc.cast(index, pa.string()), width=5, padding="0")
+            return _join("contact-", padded, "@example.com")
+
+        one = address(contact_first)
+        two = _join(one, ";", address(contact_second))
+        cols[CONTACT_COLUMN] = pc.if_else(pc.less(contact_shape, 7), "",
+                                          pc.if_else(pc.less(contact_shape, 10), two, one))
+    names = tuple(cols)
 
     # The few rows to edit, in Python: {column: {index: value}}.
-    edits: dict[str, dict[int, str]] = {name: {} for name in COLUMNS}
+    edits: dict[str, dict[int, str]] = {name: {} for name in names}
     edge_last = EDGE_FIRST_ROW + len(EDGE_CASES) - 1
     edge_rows = set(pc.indices_nonzero(edge_pick).to_pylist())
     edge_rows.update(r - first_row for r in range(EDGE_FIRST_ROW, edge_last + 1))
@@ -449,6 +471,8 @@ def _make_chunk(
         which = row - EDGE_FIRST_ROW if row <= edge_last else edge_which[index].as_py()
         for column, value in EDGE_CASES[which]:
             edits[column][index] = value
+    if contacts > 0 and 0 <= UNKNOWN_CONTACT_ROW - first_row < count:
+        edits[CONTACT_COLUMN][UNKNOWN_CONTACT_ROW - first_row] = UNKNOWN_CONTACT
 
     bad_rows: list[BadRow] = []
     bad_index = set(pc.indices_nonzero(pc.or_(sparse_pick, dup_pick)).to_pylist())
@@ -474,11 +498,11 @@ def _make_chunk(
             kind = _SPARSE_KINDS[sparse_kind[index].as_py()]
         else:
             continue
-        values = {name: edits[name].get(index, cols[name][index].as_py()) for name in COLUMNS}
+        values = {name: edits[name].get(index, cols[name][index].as_py()) for name in names}
         bad_rows.append(_apply_bad(kind, row, values, target, id_width))
         if kind in ("missing_id", "duplicate_id"):
             altered.add(row)
-        for name in COLUMNS:
+        for name in names:
             if values[name] != cols[name][index].as_py():
                 edits[name][index] = values[name]
 
@@ -491,7 +515,7 @@ def _make_chunk(
                 cols[name], mask, pa.array([changes[i] for i in where], pa.string())
             )
 
-    lines = pc.binary_join_element_wise(*(_quote(cols[name]) for name in COLUMNS), ",")
+    lines = pc.binary_join_element_wise(*(_quote(cols[name]) for name in names), ",")
     terminated = pc.binary_join_element_wise(lines, "", line_end)
     # The chunk's file bytes are the string data buffer, between its first and last offset.
     _, offset_buffer, data = terminated.buffers()
@@ -502,7 +526,7 @@ def _make_chunk(
     text = data.slice(start, stop - start)
 
     duration_text = cols["hs_call_duration"]
-    typed: dict[str, pa.Array] = {name: _empty_to_null(cols[name]) for name in COLUMNS}
+    typed: dict[str, pa.Array] = {name: _empty_to_null(cols[name]) for name in names}
     bad_stamp = pc.equal(cols["hs_timestamp"], INVALID_TIMESTAMP)
     typed["hs_timestamp"] = pc.if_else(bad_stamp, pa.scalar(None, pa.int64()), millis).cast(
         pa.timestamp("ms", tz="UTC")
@@ -511,8 +535,17 @@ def _make_chunk(
         pc.utf8_is_digit(duration_text), duration_text, pa.scalar(None, pa.string())
     ).cast(pa.int64())
     typed["hubspot_owner_id"] = typed["hubspot_owner_id"].cast(pa.int64())
-    table = pa.table([typed[name] for name in COLUMNS], schema=PARQUET_SCHEMA)
+    table = pa.table([typed[name] for name in names], schema=parquet_schema(contacts))
     return _Chunk(text, table, bad_rows)
+
+
+def columns(contacts: int = 0) -> tuple[str, ...]:
+    """The file's columns: COLUMNS, and CONTACT_COLUMN when the rows name contacts."""
+    return (*COLUMNS, CONTACT_COLUMN) if contacts > 0 else COLUMNS
+
+
+def parquet_schema(contacts: int = 0) -> pa.Schema:
+    return PARQUET_SCHEMA.append(pa.field(CONTACT_COLUMN, pa.string())) if contacts > 0 else PARQUET_SCHEMA
 
 
 def _apply_bad(
@@ -564,6 +597,7 @@ def _chunks(
     dup_rate: float,
     edge_rate: float,
     line_end: str,
+    contacts: int = 0,
 ) -> Iterator[_Chunk]:
     rng = random.Random(seed)
     phones = _phone_pool(rng, _PHONE_POOL_SIZE)
@@ -584,6 +618,7 @@ def _chunks(
             dup_rate=dup_rate,
             edge_rate=edge_rate,
             line_end=line_end,
+            contacts=contacts,
         )
 
 
@@ -599,11 +634,13 @@ def generate(
     dup_rate: float = 0.0,
     edge_rate: float = 0.01,
     crlf: bool = False,
+    contacts: int = 0,
 ) -> GenerationResult:
     """Write `<out_dir>/<name>.csv` and/or `.parquet` holding `rows` call rows.
 
     Same arguments, same bytes. `bad` places FIXED_BAD_ROWS; `bad_rate` and `dup_rate`
-    add sparse bad rows and repeated ids; `edge_rate` sprinkles the CSV edge cases.
+    add sparse bad rows and repeated ids; `edge_rate` sprinkles the CSV edge cases;
+    `contacts` > 0 adds a contact_email column naming the sandbox's seeded contacts.
     """
     if rows < 0:
         raise ValueError("rows must be >= 0")
@@ -622,9 +659,9 @@ def generate(
         writer: pq.ParquetWriter | None = None
         if want_csv:
             csv_file = stack.enter_context(open(csv_path, "wb"))
-            csv_file.write((",".join(COLUMNS) + line_end).encode())
+            csv_file.write((",".join(columns(contacts)) + line_end).encode())
         if want_parquet:
-            writer = stack.enter_context(pq.ParquetWriter(parquet_path, PARQUET_SCHEMA))
+            writer = stack.enter_context(pq.ParquetWriter(parquet_path, parquet_schema(contacts)))
         for chunk in _chunks(
             rows,
             seed,
@@ -633,6 +670,7 @@ def generate(
             dup_rate=dup_rate,
             edge_rate=edge_rate,
             line_end=line_end,
+            contacts=contacts,
         ):
             result.bad_rows.extend(chunk.bad_rows)
             if csv_file is not None:
@@ -665,6 +703,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--crlf", action="store_true", help="end CSV lines with CRLF")
     parser.add_argument("--name", default="calls", help="file name stem")
     parser.add_argument("--manifest", type=Path, help="write the bad rows as JSON here")
+    parser.add_argument(
+        "--contacts",
+        type=int,
+        default=0,
+        help="add a contact_email column naming contacts 1..N (bulkload sandbox --contacts N)",
+    )
     args = parser.parse_args(argv)
 
     started = time.perf_counter()
@@ -679,6 +723,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         dup_rate=args.dup_rate,
         edge_rate=args.edge_rate,
         crlf=args.crlf,
+        contacts=args.contacts,
     )
     if args.manifest is not None:
         args.manifest.write_text(

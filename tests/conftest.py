@@ -31,9 +31,14 @@ COLUMNS = (
 )
 
 
+# The sample's contact_email column names contacts 1..200, which this sandbox seeds.
+SAMPLE_CONTACTS = 200
+SAMPLE_ASSOCIATE = ("--associate", "contact_email=contacts.email")
+
+
 @pytest.fixture
 def sandbox() -> Iterator[SandboxServer]:
-    with SandboxServer(SandboxConfig(tokens=(TOKEN,), rate_limit_max=None)) as sb:
+    with SandboxServer(SandboxConfig(tokens=(TOKEN,), rate_limit_max=None, contacts=SAMPLE_CONTACTS)) as sb:
         yield sb
 
 

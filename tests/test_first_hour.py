@@ -121,16 +121,13 @@ def test_every_command_the_demo_and_status_print_runs_as_pasted(tmp_path: Path) 
             assert time.monotonic() < deadline and demo.poll() is None, out
             out += demo.stdout.readline()
         commands, export = _demo_commands(out)
-        assert [c.split()[1] for c in commands] == ["status", "report", "retry"]
+        assert [c.split()[1] for c in commands] == ["status", "report", "report", "retry"]
         for command in commands:
             # Pasted as printed, into a shell, from another directory, with the printed environment.
             done = subprocess.run(["bash", "-c", f"{export}\n{command}"], cwd=other, env=env, capture_output=True,
                                   text=True, timeout=120)
             assert done.returncode in (0, 1), (command, done.stdout, done.stderr)
             assert "error" not in done.stderr.lower(), (command, done.stderr)
-        # ... and what `status` prints to run next, for a paused job, runs too.
-        job = re.search(r"status (\S+)", commands[0])
-        assert job is not None
     finally:
         demo.terminate()
         demo.wait(timeout=30)

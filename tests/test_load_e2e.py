@@ -10,6 +10,8 @@ import pytest
 
 from bulkload.sandbox import SandboxServer
 from tests.conftest import (
+    SAMPLE_ASSOCIATE,
+    SAMPLE_CONTACTS,
     SAMPLE_CSV,
     SAMPLE_PARQUET,
     TOKEN,
@@ -34,7 +36,8 @@ SUPERSEDED_ROW = 700  # its id is repeated by row 1500, which wins
 
 def load(path: Path, sb: SandboxServer, job_dir: Path, *extra: str) -> dict[str, object]:
     res = run_cli(
-        ["load", str(path), "--id-property", ID, "--job-dir", str(job_dir), "--no-progress", "--json", *extra],
+        ["load", str(path), "--id-property", ID, "--job-dir", str(job_dir), "--no-progress", "--json",
+         *SAMPLE_ASSOCIATE, *extra],
         env=cli_env(sb),
     )
     assert res.exit_code == 1, res.output  # the sample has failed rows by design
@@ -49,7 +52,8 @@ def expected_store(path: Path) -> dict[str, dict[str, str]]:
     for i, row in enumerate(read_csv_rows(path), start=1):
         if i in BAD_ROWS or not row[ID]:
             continue
-        props = {k: (expected_datetime(v) if k in DATETIME_PROPS else v) for k, v in row.items() if v and k != ID}
+        props = {k: (expected_datetime(v) if k in DATETIME_PROPS else v) for k, v in row.items()
+                 if v and k not in (ID, "contact_email")}
         out[row[ID]] = props
     return out
 
@@ -75,6 +79,20 @@ def test_sample_csv_lands_with_the_right_values(sandbox: SandboxServer, job_dir:
     assert rows["created"] + rows["updated"] == rows["upserted"]
     assert status["state"] == "completed_with_errors"
     assert status["batches"]["pending"] == 0  # type: ignore[index]
+
+
+def test_sample_calls_are_associated_with_their_contacts(sandbox: SandboxServer, job_dir: Path) -> None:
+    status = load(SAMPLE_CSV, sandbox, job_dir)
+    store = sandbox.store_records(ID)
+    last = {row[ID]: row for row in read_csv_rows(SAMPLE_CSV) if row[ID]}  # the last row of an id wins
+    pairs = 0
+    for id_value, record in store.items():
+        emails = [e for e in last[id_value]["contact_email"].split(";") if e]
+        known = {str(1_000_000 + int(e[8:13])) for e in emails if e.startswith("contact-")}
+        pairs += len(emails)
+        assert set(sandbox.record_associations("calls", record["hs_object_id"], "contacts")) == known, id_value
+    # Row 606 names pat.unknown@example.com, whom no contact has.
+    assert status["associations"] == {"total": pairs, "created": pairs - 1, "failed": 1, "pending": 0}
 
 
 def test_bad_rows_are_journaled_with_their_error_type(sandbox: SandboxServer, job_dir: Path) -> None:
@@ -104,11 +122,11 @@ def test_parquet_and_csv_give_the_same_store(tmp_path: Path) -> None:
 
     stores = []
     for src in (SAMPLE_CSV, SAMPLE_PARQUET):
-        with SandboxServer(SandboxConfig(rate_limit_max=None)) as sb:
+        with SandboxServer(SandboxConfig(rate_limit_max=None, contacts=SAMPLE_CONTACTS)) as sb:
             jd = tmp_path / src.suffix.lstrip(".")
             jd.mkdir()
-            res = run_cli(["load", str(src), "--id-property", ID, "--job-dir", str(jd), "--no-progress"],
-                          env=cli_env(sb))
+            res = run_cli(["load", str(src), "--id-property", ID, "--job-dir", str(jd), "--no-progress",
+                           *SAMPLE_ASSOCIATE], env=cli_env(sb))
             assert res.exit_code == 1, res.output
             stores.append(sb.store_records(ID))
     csv_store, parquet_store = stores

@@ -568,7 +568,7 @@ def test_render_summary_keeps_control_characters_off_the_terminal() -> None:
 
 def test_demo_report(journal: Journal) -> None:
     job_dir = journal.path.parent
-    text = demo_report(JOB_ID, job_dir)
+    text, _ = demo_report(JOB_ID, job_dir)
     path = job_dir / f"{JOB_ID}.failed-rows.csv"
     assert path.exists() and mode(path) == 0o600
     assert f"Failed-rows report (CSV, a corrected-file template): {path}" in text

@@ -14,6 +14,7 @@ from types import ModuleType
 import pyarrow as pa
 import pytest
 
+from bulkload.demo import DEMO_CONTACTS
 from bulkload.source import open_source
 
 SAMPLE_DIR = Path(__file__).resolve().parent.parent / "sample_data"
@@ -103,11 +104,11 @@ def test_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
 
 
 def test_committed_sample_is_what_the_generator_makes(tmp_path: Path) -> None:
-    gen.generate(2000, 7, tmp_path)
+    gen.generate(2000, 7, tmp_path, contacts=DEMO_CONTACTS)
     for name in ("calls.csv", "calls.parquet"):
         assert (SAMPLE_DIR / name).read_bytes() == (tmp_path / name).read_bytes(), (
             f"sample_data/{name} is stale: python sample_data/generate.py --rows 2000 "
-            "--seed 7 --out sample_data"
+            f"--seed 7 --out sample_data --contacts {DEMO_CONTACTS}"
         )
 
 
@@ -146,8 +147,14 @@ def test_sample_csv_has_the_documented_rows_where_documented() -> None:
     table, rows, lines = read_table(SAMPLE_DIR / "calls.csv")
     assert lines is not None
     assert table.num_rows == 2000 and rows == list(range(1, 2001))
-    assert table.column_names == list(gen.COLUMNS)
+    assert table.column_names == [*gen.COLUMNS, gen.CONTACT_COLUMN]
     records = table.to_pylist()
+    # Contacts the demo's sandbox seeds (1..DEMO_CONTACTS), and one e-mail no contact has.
+    emails = [e for r in records if r[gen.CONTACT_COLUMN] for e in r[gen.CONTACT_COLUMN].split(";")]
+    unknown = [e for e in emails if not e.startswith("contact-")]
+    assert unknown == [gen.UNKNOWN_CONTACT]
+    assert records[gen.UNKNOWN_CONTACT_ROW - 1][gen.CONTACT_COLUMN] == gen.UNKNOWN_CONTACT
+    assert {int(e[8:13]) for e in emails if e not in unknown} <= set(range(1, DEMO_CONTACTS + 1))
     for row, line, call_id, column, value in DOCUMENTED_BAD_ROWS:
         assert lines[row - 1] == line
         assert records[row - 1]["external_call_id"] == call_id

@@ -11,6 +11,7 @@ with the superseded rows, so `total = upserted + failed + superseded + pending` 
 from __future__ import annotations
 
 import json
+import sqlite3
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -20,6 +21,9 @@ import sqlite_utils
 
 from bulkload.errors import JobNotFound
 from bulkload.models import FINISHED_BATCHES, BatchStatus, KnownBatch
+
+# A landed row's line number, from the offset kept (see schema.py).
+LANDED_LINE = "l.row_number + 1 + l.line_offset"
 
 # An error is current for its record if no later error exists for the same id value.
 # Rows without an id (malformed, MISSING_ID_VALUE) are each their own record.
@@ -201,6 +205,15 @@ class Reads:
             "associations": self.association_counts(),
         }
 
+    def storage(self) -> dict[str, int]:
+        """Bytes each table and index takes in the journal file (SQLite's dbstat; empty
+        where this SQLite lacks it), for the benchmarks' bytes-per-row figures."""
+        try:
+            return {str(name): int(size) for name, size in self.db.execute(
+                "SELECT name, SUM(pgsize) FROM dbstat GROUP BY name").fetchall()}
+        except sqlite3.Error:
+            return {}
+
     def naive_timestamps(self) -> int:
         """Inputs claimed so far whose timestamp had no zone (read in the job's zone)."""
         return int(self._one("SELECT COALESCE(SUM(naive_timestamps), 0) FROM batches")[0])
@@ -339,7 +352,7 @@ class Reads:
         skip = set(exclude)
         out: list[str] = []
         cur = self.db.execute(
-            "SELECT DISTINCT p.value FROM pairs p WHERE p.state = 'pending' AND p.target = ? AND p.to_id IS NULL"
+            "SELECT DISTINCT p.value FROM pairs p WHERE p.state = 'pending' AND p.to_id IS NULL AND p.target = ?"
             " AND NOT EXISTS (SELECT 1 FROM lookups l WHERE l.object_type = ? AND l.property = ? AND l.value = p.value)",
             [target, object_type, property_name])
         for (value,) in cur:
@@ -354,7 +367,7 @@ class Reads:
         """Values of pending pairs of `target` already looked up (by an earlier run): (value, record id)."""
         return [(v, rid) for v, rid in self.db.execute(
             "SELECT DISTINCT p.value, l.record_id FROM pairs p JOIN lookups l ON l.object_type = ? AND l.property = ?"
-            " AND l.value = p.value WHERE p.state = 'pending' AND p.target = ? AND p.to_id IS NULL",
+            " AND l.value = p.value WHERE p.state = 'pending' AND p.to_id IS NULL AND p.target = ?",
             [object_type, property_name, target]).fetchall()]
 
     def rows_without_record_id(self, exclude: Sequence[str], limit: int) -> list[str]:
@@ -377,7 +390,7 @@ class Reads:
         out = []
         cur = self.db.execute(
             "SELECT p.row_number, p.value, l.object_id, p.to_id FROM pairs p JOIN landed l ON l.row_number = p.row_number"
-            " WHERE p.state = 'pending' AND p.target = ? AND p.to_id IS NOT NULL AND l.object_id IS NOT NULL",
+            " WHERE p.state = 'pending' AND p.to_id IS NOT NULL AND p.target = ? AND l.object_id IS NOT NULL",
             [target])
         for row, value, from_id, to_id in cur:
             if (row, value) not in skip:
@@ -393,12 +406,15 @@ class Reads:
             "SELECT target, COUNT(DISTINCT value) FROM pairs GROUP BY target")}
 
     def pending_pairs(self) -> int:
-        return int(self._one("SELECT COUNT(*) FROM pairs WHERE state = 'pending'")[0])
+        # Two counts, each over its partial index: the made pairs are never scanned.
+        return int(self._one("SELECT COUNT(*) FROM pairs WHERE state = 'pending' AND to_id IS NULL")[0]) + \
+            int(self._one("SELECT COUNT(*) FROM pairs WHERE state = 'pending' AND to_id IS NOT NULL")[0])
 
     def association_counts(self) -> dict[str, int]:
-        by_state = dict(self.db.execute("SELECT state, COUNT(*) FROM pairs GROUP BY state").fetchall())
-        return {"total": sum(by_state.values()), "created": by_state.get("created", 0),
-                "failed": by_state.get("failed", 0), "pending": by_state.get("pending", 0)}
+        total = int(self._one("SELECT pairs FROM job WHERE id = 1")[0] or 0)
+        pending = self.pending_pairs()
+        failed = int(self._one("SELECT COUNT(*) FROM pairs WHERE state = 'failed'")[0])
+        return {"total": total, "created": total - pending - failed, "failed": failed, "pending": pending}
 
     def iter_failed_pairs(self, *, after: tuple[int, bool] | None) -> Iterator[tuple[Any, ...]]:
         """(row, target, value, error type, message, attempts, updated_at, id value, line) of
@@ -406,8 +422,9 @@ class Reads:
         where, params = ("1", []) if after is None else (
             ("p.row_number >= ?" if after[1] else "p.row_number > ?"), [after[0]])
         yield from self.db.execute(
-            "SELECT p.row_number, p.target, p.value, p.error_type, p.message, p.attempts, p.updated_at, l.id_value,"
-            f" l.line_number FROM pairs p LEFT JOIN landed l ON l.row_number = p.row_number WHERE p.state = 'failed'"
+            "SELECT p.row_number, p.target, p.value, p.error_type, p.message, p.attempts,"
+            " strftime('%Y-%m-%dT%H:%M:%S.000Z', p.updated_at, 'unixepoch'), l.id_value,"
+            f" {LANDED_LINE} FROM pairs p LEFT JOIN landed l ON l.row_number = p.row_number WHERE p.state = 'failed'"
             f" AND {where} ORDER BY p.row_number, p.target, p.value", params)
 
     def failed_pair_counts(self) -> tuple[list[tuple[str, int, int]], dict[str, str]]:
@@ -422,8 +439,8 @@ class Reads:
     def iter_landed(self, *, after: int | None) -> Iterator[tuple[Any, ...]]:
         """(row, id value, record id, created, line, landed_at) of every landed row, in row order."""
         yield from self.db.execute(
-            "SELECT row_number, id_value, object_id, created, line_number, landed_at FROM landed"
-            " WHERE row_number > ? ORDER BY row_number", [after or 0])
+            f"SELECT l.row_number, l.id_value, l.object_id, l.created, {LANDED_LINE}, l.landed_at FROM landed l"
+            " WHERE l.row_number > ? ORDER BY l.row_number", [after or 0])
 
     def pairs_of_rows(self, first: int, last: int) -> list[tuple[int, int, str | None]]:
         """(row, target, to record id) of the associations made for rows first..last."""

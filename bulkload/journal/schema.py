@@ -162,14 +162,19 @@ MIGRATIONS: list[str] = [
     #   and as the association's `from`.
     # - lookups: each (object, property, value) looked up once per job; record_id NULL: no
     #   such record (looked up again by retry).
-    # - pairs: every (row, target, value) to associate: pending, created or failed.
+    # - pairs: every (row, target, value) to associate: pending, created or failed; only
+    #   the open ones are indexed (a made pair costs its row only), and job.pairs counts
+    #   them all, so status need not scan the table.
+    # - landed_no_id: the few landed rows whose record id HubSpot's answer did not give.
     """
     CREATE TABLE landed (
         row_number INTEGER PRIMARY KEY,
         id_value TEXT NOT NULL,
         object_id INTEGER,
         created INTEGER NOT NULL,
-        line_number INTEGER,
+        -- lines before the row beyond its row number (embedded newlines): 0 for most rows
+        -- (which SQLite stores in no bytes), NULL for sources without lines (Parquet)
+        line_offset INTEGER,
         landed_at INTEGER NOT NULL
     ) WITHOUT ROWID;
     CREATE TABLE lookups (
@@ -189,10 +194,14 @@ MIGRATIONS: list[str] = [
         error_type TEXT,
         message TEXT,
         attempts INTEGER NOT NULL DEFAULT 0,
-        updated_at TEXT,
+        updated_at INTEGER,
         PRIMARY KEY (row_number, target, value)
     ) WITHOUT ROWID;
-    CREATE INDEX pairs_state ON pairs(state, target, to_id);
+    CREATE INDEX pairs_unresolved ON pairs(target, value) WHERE state = 'pending' AND to_id IS NULL;
+    CREATE INDEX pairs_ready ON pairs(target) WHERE state = 'pending' AND to_id IS NOT NULL;
+    CREATE INDEX pairs_failed ON pairs(row_number) WHERE state = 'failed';
+    CREATE INDEX landed_no_id ON landed(id_value) WHERE object_id IS NULL;
+    ALTER TABLE job ADD COLUMN pairs INTEGER NOT NULL DEFAULT 0;
     """,
 ]
 

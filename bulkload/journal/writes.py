@@ -17,6 +17,7 @@ SIGKILL at any instant safe. These are the ones production calls:
 - `record_replay`: the same for a `retry` turn: successes resolve their rows' errors,
   new failures replace them.
 - `reopen_failed_pairs`: a `retry` looks the failed associations' values up again.
+- `correct_pairs`: a `retry --from` takes a failed association's values from the corrected file.
 - `pause`, `finish_job`, `finish_run`: how a run ends.
 
 After each committed transition `checkpoint(name)` is called: a test seam that lets a
@@ -35,6 +36,10 @@ from typing import Any
 import sqlite_utils
 
 from bulkload.models import BatchOutcome, BatchPlan, BatchStatus, FailedRow, JobState, Link
+
+
+def _epoch() -> int:
+    return int(datetime.now(UTC).timestamp())
 
 
 def now_iso() -> str:
@@ -241,7 +246,7 @@ class Writes:
             for result in outcomes:
                 self._record_outcome(result, ts, run_no)
                 self._land(result, ts)
-            self._record_links(links, ts)
+            self._record_links(links)
             for plan in (*claims, *closed):
                 self._claim(plan, ts)
             for plan in closed:
@@ -313,7 +318,7 @@ class Writes:
         with self.db.atomic():
             created = updated = done = requests = 0
             new_errors: list[FailedRow] = list(failures)
-            self._record_links(links, ts)
+            self._record_links(links)
             for result in outcomes:
                 self._land(result, ts)
                 rows = [int(x.trace_id) for x in result.outcome.landed]
@@ -348,7 +353,7 @@ class Writes:
         landed = result.outcome.landed
         if not landed:
             return
-        at = int(datetime.now(UTC).timestamp())
+        at = _epoch()
         plan = result.plan
         where = {inp["objectWriteTraceId"]: (inp["id"], line) for inp, line in zip(plan.inputs, plan.input_lines,
                                                                                    strict=True)}
@@ -356,10 +361,11 @@ class Writes:
         for x in landed:
             id_value, line = where.get(x.trace_id, ("", None))
             record = int(x.record_id) if x.record_id.isdigit() else (x.record_id or None)
-            rows.append((int(x.trace_id), id_value, record, int(x.created), line, at))
+            row = int(x.trace_id)
+            rows.append((row, id_value, record, int(x.created), None if line is None else line - row - 1, at))
         # A replay updates a row that landed before: its record stays, "created" by this job stays.
         self.db.conn.executemany(
-            "INSERT INTO landed(row_number, id_value, object_id, created, line_number, landed_at) VALUES (?,?,?,?,?,?)"
+            "INSERT INTO landed(row_number, id_value, object_id, created, line_offset, landed_at) VALUES (?,?,?,?,?,?)"
             " ON CONFLICT(row_number) DO UPDATE SET id_value = excluded.id_value,"
             " object_id = COALESCE(excluded.object_id, landed.object_id), created = MAX(landed.created, excluded.created),"
             " landed_at = excluded.landed_at",
@@ -368,13 +374,14 @@ class Writes:
         if plan.links:
             done = {int(x.trace_id) for x in landed}
             targets = self._targets()
-            self.db.conn.executemany(
+            cur = self.db.conn.executemany(
                 "INSERT INTO pairs(row_number, target, value, state, to_id, updated_at) VALUES (?,?,?,'pending',?,?)"
                 " ON CONFLICT(row_number, target, value) DO NOTHING",
                 [(link.row_number, link.target, link.value,
-                  link.value if link.target < len(targets) and not targets[link.target] else None, ts)
+                  link.value if link.target < len(targets) and not targets[link.target] else None, at)
                  for link in plan.links if link.row_number in done],
             )
+            self._count_pairs(cur.rowcount)
 
     def _targets(self) -> list[bool]:
         """Per target of the job, whether its values need a lookup (not hs_object_id)."""
@@ -382,17 +389,21 @@ class Writes:
         names = json.loads(row[0]).get("associations") or [] if row else []
         return [not str(a).endswith(".hs_object_id") for a in names]
 
-    def _record_links(self, links: Sequence[LinkResult], ts: str) -> None:
-        at = int(datetime.now(UTC).timestamp())
+    def _count_pairs(self, added: int) -> None:
+        if added:
+            self.db.conn.execute("UPDATE job SET pairs = pairs + ? WHERE id = 1", [added])
+
+    def _record_links(self, links: Sequence[LinkResult]) -> None:
+        at = _epoch()
         conn = self.db.conn
         for r in links:
             if r.kind == "associate":
                 conn.executemany("UPDATE pairs SET state = 'created', attempts = attempts + 1, updated_at = ?,"
                                  " error_type = NULL, message = NULL WHERE row_number = ? AND target = ? AND value = ?",
-                                 [(ts, row, r.target, value) for row, value in r.made])
+                                 [(at, row, r.target, value) for row, value in r.made])
                 conn.executemany("UPDATE pairs SET state = 'failed', attempts = attempts + 1, updated_at = ?,"
                                  " error_type = ?, message = ? WHERE row_number = ? AND target = ? AND value = ?",
-                                 [(ts, f.error_type, f.message, row, r.target, value) for row, value, f in r.failed])
+                                 [(at, f.error_type, f.message, row, r.target, value) for row, value, f in r.failed])
                 continue
             if r.target < 0:  # the job's own records: landed rows learn their record id
                 conn.executemany("UPDATE landed SET object_id = ? WHERE id_value = ? AND object_id IS NULL",
@@ -403,36 +414,58 @@ class Writes:
                     " message = 'HubSpot did not say which record this row became, and a read by its id found none'"
                     " WHERE state = 'pending' AND row_number IN"
                     " (SELECT row_number FROM landed WHERE id_value = ? AND object_id IS NULL)",
-                    [(ts, v) for v in missing])
+                    [(at, v) for v in missing])
                 continue
             conn.executemany("INSERT OR REPLACE INTO lookups(object_type, property, value, record_id, looked_at)"
                              " VALUES (?,?,?,?,?)",
                              [(r.object_type, r.property, v, rid, at) for v, rid in r.found.items()]
                              + [(r.object_type, r.property, v, None, at) for v in r.not_found])
-            conn.executemany("UPDATE pairs SET to_id = ?, updated_at = ? WHERE state = 'pending' AND target = ?"
-                             " AND value = ?", [(rid, ts, r.target, v) for v, rid in r.found.items()])
+            conn.executemany("UPDATE pairs SET to_id = ?, updated_at = ? WHERE state = 'pending' AND to_id IS NULL"
+                             " AND target = ? AND value = ?", [(rid, at, r.target, v) for v, rid in r.found.items()])
             for values, why in ((r.not_found, f"no {r.object_type} record has {r.property} = this value"),
                                 (r.unanswered, f"HubSpot's answers never said whether a {r.object_type} record has "
                                                f"{r.property} = this value")):
                 conn.executemany("UPDATE pairs SET state = 'failed', error_type = 'ASSOCIATED_RECORD_NOT_FOUND',"
                                  " message = ?, attempts = attempts + 1, updated_at = ? WHERE state = 'pending'"
-                                 " AND target = ? AND value = ?", [(why, ts, r.target, v) for v in values])
+                                 " AND to_id IS NULL AND target = ? AND value = ?",
+                                 [(why, at, r.target, v) for v in values])
 
     def add_planned_pairs(self, links: Sequence[Link]) -> None:
         """Pairs a dry run would make (its throw-away journal counts them for the report)."""
         with self.db.atomic():
-            self.db.conn.executemany(
+            cur = self.db.conn.executemany(
                 "INSERT INTO pairs(row_number, target, value, state) VALUES (?,?,?,'pending')"
                 " ON CONFLICT(row_number, target, value) DO NOTHING", [tuple(link) for link in links])
+            self._count_pairs(cur.rowcount)
+
+    def correct_pairs(self, fixes: Mapping[tuple[int, int], Sequence[str]]) -> int:
+        """`retry --from`: a corrected file's association cells replace the failed pairs of
+        their (row, target), as pending pairs of the values they name (none: the failed
+        pairs are dropped). Returns how many (row, target) it corrected."""
+        at = _epoch()
+        with self.db.atomic():
+            conn = self.db.conn
+            for (row, target), values in fixes.items():
+                dropped = conn.execute("DELETE FROM pairs WHERE row_number = ? AND target = ? AND state = 'failed'",
+                                       [row, target]).rowcount
+                # Only rows that landed have pairs; a value already made stays made.
+                added = conn.executemany(
+                    "INSERT INTO pairs(row_number, target, value, state, updated_at)"
+                    " SELECT ?, ?, ?, 'pending', ? WHERE EXISTS (SELECT 1 FROM landed WHERE row_number = ?)"
+                    " ON CONFLICT(row_number, target, value) DO NOTHING",
+                    [(row, target, v, at, row) for v in values]).rowcount
+                self._count_pairs(added - dropped)
+        self._checkpoint("correct_pairs")
+        return len(fixes)
 
     def reopen_failed_pairs(self) -> int:
         """`retry`: failed associations become pending again, and the values that were not
         found are looked up again (the record may exist now). Returns how many reopened."""
-        ts = now_iso()
+        at = _epoch()
         with self.db.atomic():
             cur = self.db.execute("UPDATE pairs SET state = 'pending', updated_at = ?,"
                                   " to_id = CASE WHEN error_type = 'ASSOCIATED_RECORD_NOT_FOUND' THEN NULL ELSE to_id END"
-                                  " WHERE state = 'failed'", [ts])
+                                  " WHERE state = 'failed'", [at])
             self.db.execute("DELETE FROM lookups WHERE record_id IS NULL")
         self._checkpoint("reopen_failed_pairs")
         return int(cur.rowcount or 0)

@@ -60,6 +60,7 @@ def summary(journal: Journal) -> tuple[list[CategoryCard], int]:
             affected[Category.ASSOCIATIONS.value] += rows
             samples.setdefault(error_type, pair_samples.get(error_type, ""))
         superseded = journal.superseded_count()
+        job_id = journal.job().job_id
     types_of: dict[str, list[tuple[str, int]]] = {c.value: [] for c in Category}
     for (cat, error_type), n in counts.items():
         types_of[cat].append((error_type, n))
@@ -71,7 +72,7 @@ def summary(journal: Journal) -> tuple[list[CategoryCard], int]:
             errors=sum(n for _, n in types),
             affected_rows=affected[cat.value],
             top=[(t, n, samples.get(t, "")) for t, n in types[:TOP_TYPES]],
-            fixes={t: how_to_fix(t) for t, _ in types},
+            fixes={t: how_to_fix(t, job_id) for t, _ in types},
         ))
     return cards, superseded
 
@@ -109,6 +110,10 @@ def _printable(text: str, width: int = 100) -> str:
     return clean if len(clean) <= width else clean[: width - 1] + "…"
 
 
+def _n(count: int, noun: str) -> str:
+    return f"{count:,} {noun}" + ("" if count == 1 else "s")
+
+
 def render_summary(cards: Sequence[CategoryCard], superseded: int) -> str:
     """The cards as text: one per category with errors, a line for the rest, the superseded line."""
     with_errors = [c for c in cards if c.errors]
@@ -116,7 +121,7 @@ def render_summary(cards: Sequence[CategoryCard], superseded: int) -> str:
     if with_errors:
         lines.append("Failed rows by category (current errors, the most recent per id):")
         for c in with_errors:
-            lines.append(f"  {c.category}: {c.errors:,} errors, {c.affected_rows:,} rows affected")
+            lines.append(f"  {c.category}: {_n(c.errors, 'error')}, {_n(c.affected_rows, 'row')} affected")
             for error_type, n, message in c.top:
                 lines.append(f"    {error_type} ×{n:,}" + (f'  e.g. "{_printable(message)}"' if message else ""))
                 lines.append(f"      fix: {c.fixes.get(error_type) or how_to_fix(error_type)}")

@@ -57,6 +57,7 @@ ERROR_COLUMNS: tuple[str, ...] = tuple(ERROR_COLUMN_PREFIX + f for f in ERROR_FI
 ERROR_COLUMN_SET = frozenset(ERROR_COLUMNS)
 SEVERITY_COLUMN = ERROR_COLUMN_PREFIX + "severity"
 ROW_NUMBER_COLUMN = ERROR_COLUMN_PREFIX + "rowNumber"
+CATEGORY_COLUMN = ERROR_COLUMN_PREFIX + "category"
 
 # row_data of a row the CSV reader could not split into columns.
 RAW_KEY = "_raw"

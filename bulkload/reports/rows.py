@@ -134,7 +134,7 @@ def error_dict(e: ErrorRow, job: JobInfo) -> dict[str, Any]:
         "resolved": bool(e.resolved),
         "attempts": e.attempts,
         "severity": SEVERITY_ERROR,
-        "howToFix": how_to_fix(e.error_type),
+        "howToFix": how_to_fix(e.error_type, job.job_id),
         "sourceColumn": job.column_of.get(e.property_name) if e.property_name else None,
         "updatedAt": e.updated_at,
         "resolvedAt": e.resolved_at,
@@ -168,7 +168,7 @@ def warning_dict(w: WarningRow, job: JobInfo) -> dict[str, Any]:
         "resolved": False,
         "attempts": 0,  # never sent
         "severity": SEVERITY_WARNING,
-        "howToFix": how_to_fix(kind),
+        "howToFix": how_to_fix(kind, job.job_id),
         "sourceColumn": job.column_of.get(job.id_property),
         "updatedAt": job.created_at,
         "resolvedAt": None,
@@ -205,7 +205,7 @@ def association_dict(row: tuple[Any, ...], job: JobInfo) -> dict[str, Any]:
         "resolved": False,
         "attempts": attempts,
         "severity": SEVERITY_ERROR,
-        "howToFix": how_to_fix(error_type),
+        "howToFix": how_to_fix(error_type, job.job_id),
         "sourceColumn": column,
         "updatedAt": updated_at,
         "resolvedAt": None,
@@ -217,8 +217,11 @@ def association_dict(row: tuple[Any, ...], job: JobInfo) -> dict[str, Any]:
         "correlationId": None,
         "supersededBy": None,
         "errors": [{"errorType": error_type, "propertyName": column, "invalidValue": value, "errorMessage": message}],
-        # The row landed: its record exists; only this association of it did not.
-        "sourceData": {"file": job.file, "rowNumber": row_number, "lineNumber": line, "rowData": None},
+        # The row landed: its record exists; only this association of it did not. Its id and
+        # the value that failed are the data (so that the CSV is a template to correct).
+        "sourceData": {"file": job.file, "rowNumber": row_number, "lineNumber": line,
+                       "rowData": {job.column_of.get(job.id_property, job.id_property): id_value,
+                                   **({column: value} if column else {})}},
     }
 
 

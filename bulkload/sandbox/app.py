@@ -108,7 +108,8 @@ class SandboxApp:
             return
 
         fault = None
-        if target.kind in WRITE_KINDS or config.fault_reads:
+        if (target.kind in config.fault_requests if config.fault_requests
+                else target.kind in WRITE_KINDS or config.fault_reads):
             fault = state.faults.draw()
         if fault is None:
             status, payload = _run(handler, body)
@@ -200,6 +201,10 @@ class SandboxApp:
         kind = fault.kind
         lost = kind in LOST_RESPONSE_FAULTS
         state.counters.fault(kind, fault.write_applied if lost else None)
+        if kind is FaultKind.RATE_LIMITED:
+            body_429 = rate_limited("TEN_SECONDLY_ROLLING")
+            await self._send(send, 429, dumps(body_429), headers)
+            return
         if kind is FaultKind.MALFORMED:
             status, payload = _run(handler, body)
             await self._send(send, status, truncate(payload), headers)

@@ -236,6 +236,13 @@ def _faults(
     "(default: writes only).",
 )
 @click.option(
+    "--fault-requests",
+    multiple=True,
+    type=click.Choice(["upsert", "read", "associate", "properties", "owners", "association_read"]),
+    help="Inject faults into these requests only (repeatable), e.g. --fault-requests associate "
+    "--fault 429=0.2: a run whose association step is refused and failing.",
+)
+@click.option(
     "--lost-write-applied",
     type=click.FloatRange(0, 1),
     default=_DEFAULTS.lost_write_applied,

@@ -33,6 +33,9 @@ class FaultKind(StrEnum):
     DROP = "drop"  # the socket is closed with no response
     SLOW = "slow"  # answered after `slow_response_s`, beyond a sane client timeout
     MALFORMED = "malformed"  # 200 whose JSON body is cut short
+    # A ten-secondly 429 as if another app on the token had spent the window; not
+    # part of fault_rate's mix (weight 0), only set on its own.
+    RATE_LIMITED = "429"
 
 
 # Faults after which the client cannot know whether the write happened: the
@@ -61,6 +64,7 @@ FAULT_RATE_WEIGHTS: Mapping[FaultKind, float] = {
     FaultKind.DROP: 0.15,
     FaultKind.SLOW: 0.05,
     FaultKind.MALFORMED: 0.15,
+    FaultKind.RATE_LIMITED: 0.0,
 }
 
 
@@ -124,6 +128,9 @@ class SandboxConfig:
     fault_rate: float = 0.0  # spread over the kinds by FAULT_RATE_WEIGHTS
     fault_probabilities: Mapping[str, float] = field(default_factory=dict)  # per kind, added
     fault_reads: bool = False  # also inject faults into the properties API
+    # The request kinds that draw faults (routes.Route.kind: upsert, read, associate,
+    # properties, owners, association_read); empty: writes, and reads with fault_reads.
+    fault_requests: tuple[str, ...] = ()
     lost_write_applied: float = 0.5  # probability (or bool) a lost-response write was applied
     slow_response_s: float = 30.0
     empty_5xx_body_rate: float = 0.5  # share of 502/503/504 answered with an empty body
@@ -220,6 +227,7 @@ _TUPLE_FIELDS = (
     "no_schema_read_tokens",
     "no_owners_read_tokens",
     "unique_properties",
+    "fault_requests",
 )
 
 

@@ -202,3 +202,27 @@ def test_bad_fault_config_is_refused(start_sandbox: Callable[..., SandboxServer]
         start_sandbox(fault_probabilities={"500": 0.1})
     with pytest.raises(ValueError, match="more than 1"):
         start_sandbox(fault_probabilities={"502": 0.8}, fault_rate=0.5)
+
+
+def test_a_429_fault_writes_nothing_and_reads_like_the_rolling_limit(
+    start_sandbox: Callable[..., SandboxServer],
+) -> None:
+    sandbox = faulty(start_sandbox, "429")
+    with client_for(sandbox) as client:
+        response = client.post(UPSERT, json=batch(call(1)))
+    assert response.status_code == 429
+    body = response.json()
+    assert body["policyName"] == "TEN_SECONDLY_ROLLING" and body["errorType"] == "RATE_LIMIT"
+    assert "x-hubspot-ratelimit-remaining" in response.headers
+    assert sandbox.store_records() == {}
+
+
+def test_fault_requests_choose_which_requests_fail(start_sandbox: Callable[..., SandboxServer]) -> None:
+    sandbox = start_sandbox(fault_probabilities={"503": 1.0}, fault_requests=("associate",),
+                            empty_5xx_body_rate=0.0)
+    with client_for(sandbox) as client:
+        upsert = client.post(UPSERT, json=batch(call(1)))
+        associate = client.post("/crm/v4/associations/calls/contacts/batch/associate/default",
+                                json={"inputs": [{"from": {"id": "1"}, "to": {"id": "2"}}]})
+    assert upsert.status_code == 200
+    assert associate.status_code == 503
