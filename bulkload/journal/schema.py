@@ -203,6 +203,17 @@ MIGRATIONS: list[str] = [
     CREATE INDEX landed_no_id ON landed(id_value) WHERE object_id IS NULL;
     ALTER TABLE job ADD COLUMN pairs INTEGER NOT NULL DEFAULT 0;
     """,
+    # 5: what the portal said at the last run: each object's properties and the owners,
+    # as HubSpot answered, or that the read was refused (403: the check is HubSpot's) or
+    # not made (a dry run offline). `retry` checks against what was kept.
+    """
+    CREATE TABLE portal (
+        what TEXT PRIMARY KEY,
+        state TEXT NOT NULL,
+        body TEXT,
+        read_at TEXT NOT NULL
+    ) WITHOUT ROWID;
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)
