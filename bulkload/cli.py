@@ -17,12 +17,15 @@ import click
 
 from bulkload import api
 from bulkload.config import (
+    API_VERSIONS,
+    DEFAULT_API_VERSION,
     DEFAULT_CONCURRENCY,
     DEFAULT_MAX_ATTEMPTS,
     DEFAULT_TIMEOUT,
     MAX_BATCH_SIZE,
     MAX_CONCURRENCY,
     MAX_TIMEOUT,
+    Connection,
     JobConfig,
     parse_associations,
     parse_column_overrides,
@@ -30,7 +33,8 @@ from bulkload.config import (
     read_map_file,
     resolve_connection,
 )
-from bulkload.errors import AuthError, BulkloadError, Interrupted, StopResumable
+from bulkload.errors import AuthError, BulkloadError, InputError, Interrupted, StopResumable
+from bulkload.objects import canonical
 from bulkload.pipeline import RunResult, Runtime, exit_code_of
 from bulkload.terminal import ShownProgress, graceful_signals
 
@@ -208,7 +212,13 @@ def cli() -> None:
 @click.argument("source", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--id-property", required=True, metavar="NAME",
               help="The unique-value property that identifies records (its column supplies the id).")
-@click.option("--object", "object_type", default="calls", show_default=True, help="HubSpot object type.")
+@click.option("--object", "object_type", default="calls", show_default=True,
+              help="The CRM object: calls, contacts, companies, deals, tickets, emails, meetings, notes, tasks, "
+                   "or an object type id (0-1, 2-123456 for a custom object).")
+@click.option("--api-version", type=click.Choice(list(API_VERSIONS)), default=DEFAULT_API_VERSION,
+              show_default=True,
+              help="HubSpot's API family: date-based paths (2026-03) or the legacy /crm/v3 and /crm/v4 ones, "
+                   "which HubSpot stops supporting in 2027.")
 @JOB_DIR
 @click.option("--job-id", default=None, help="Name the job (default: SOURCE-STEM-DATE-TIME-XXXX).")
 @click.option("--map", "map_file", type=click.Path(dir_okay=False, path_type=Path), default=None,
@@ -228,7 +238,8 @@ def cli() -> None:
               help="Inputs per upsert request.")
 @click.option("--dry-run", is_flag=True, help="Read, map and check the file locally; send nothing.")
 @tuning_options
-def load(source: Path, id_property: str, object_type: str, job_dir: Path | None, job_id: str | None,
+def load(source: Path, id_property: str, object_type: str, api_version: str, job_dir: Path | None,
+         job_id: str | None,
          map_file: Path | None, columns: tuple[str, ...], associate: tuple[str, ...], source_format: str | None,
          delimiter: str | None,
          timezone: str | None, batch_size: int, dry_run: bool, concurrency: int | None, rate: str | None,
@@ -248,7 +259,8 @@ def load(source: Path, id_property: str, object_type: str, job_dir: Path | None,
     # A flag overrides the mapping file's [associations] for the same column.
     links = {t.column: str(t) for t in (read_map_associations(map_file) if map_file else ())}
     links.update({t.column: str(t) for t in parse_associations(associate)})
-    config = JobConfig(source=source, id_property=id_property, object_type=object_type,
+    config = JobConfig(source=source, id_property=id_property, object_type=canonical(object_type),
+                       api_version=api_version,
                        source_format=source_format, columns=mapping, batch_size=batch_size, delimiter=delimiter,
                        timezone=timezone, associations=parse_associations(list(links.values())))
     choices = _choices(concurrency=concurrency, rate=rate, daily_budget=daily_budget, timeout=timeout,
@@ -258,8 +270,14 @@ def load(source: Path, id_property: str, object_type: str, job_dir: Path | None,
     Tuning.from_choices(choices)  # bad values are refused before anything else
     if dry_run:
         from bulkload.dryrun import dry_run as run_dry
+        from bulkload.views import render_dry_run
 
-        click.echo(json.dumps(run_dry(config), indent=None if as_json else 2))
+        try:  # with a token, the portal's schema and owners check the file; without, HubSpot's defaults
+            dry_conn: Connection | None = resolve_connection(base_url, token_file)
+        except InputError:
+            dry_conn = None
+        report = run_dry(config, dry_conn)
+        click.echo(json.dumps(report) if as_json else render_dry_run(report))
         return
     conn = resolve_connection(base_url, token_file)
     job_id = job_id or api.new_job_id(source)

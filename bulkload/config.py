@@ -17,7 +17,7 @@ import tomllib
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -26,6 +26,11 @@ from bulkload.models import Target
 
 DEFAULT_BASE_URL = "https://api.hubapi.com"
 DEFAULT_OBJECT_TYPE = "calls"
+# HubSpot's path families (HUBSPOT.md section 8): date-based, and the legacy /crm/v3 and
+# /crm/v4 ones (unsupported from 2027). New jobs use the date-based one.
+ApiVersion = Literal["2026-03", "v3"]
+API_VERSIONS: tuple[ApiVersion, ...] = ("2026-03", "v3")
+DEFAULT_API_VERSION: ApiVersion = "2026-03"
 MAX_BATCH_SIZE = 100  # "Object API batch endpoints are limited to 100 inputs per request."
 DEFAULT_CONCURRENCY = 4
 DEFAULT_TIMEOUT = 30.0
@@ -142,7 +147,7 @@ class JobConfig:
     columns: dict[str, str] = field(default_factory=dict)  # source column -> property ("" drops it)
     batch_size: int = MAX_BATCH_SIZE
     delimiter: str | None = None  # None: detect (CSV)
-    api_version: str = "v3"  # HubSpot's path family: "2026-03" or "v3"
+    api_version: str = DEFAULT_API_VERSION  # HubSpot's path family: "2026-03" or "v3"
     timezone: str | None = None  # how to read timestamps without a zone (None: UTC)
     associations: tuple[Target, ...] = ()  # --associate COLUMN=OBJECT.PROPERTY, in order
 
@@ -151,8 +156,8 @@ class JobConfig:
             raise InputError(f"--batch-size must be between 1 and {MAX_BATCH_SIZE}")
         if not self.id_property:
             raise InputError("--id-property is required")
-        if self.api_version not in ("2026-03", "v3"):
-            raise InputError(f"--api-version must be 2026-03 or v3, not {self.api_version!r}")
+        if self.api_version not in API_VERSIONS:
+            raise InputError(f"--api-version must be one of {', '.join(API_VERSIONS)}, not {self.api_version!r}")
         check_timezone(self.timezone)
 
     def to_dict(self) -> dict[str, Any]:
@@ -171,7 +176,7 @@ class JobConfig:
             columns=dict(d.get("columns") or {}),
             batch_size=int(d.get("batch_size", MAX_BATCH_SIZE)),
             delimiter=d.get("delimiter"),
-            api_version=d.get("api_version", "v3"),
+            api_version=d.get("api_version", "v3"),  # a job journaled before the switch kept v3
             timezone=d.get("timezone"),
             associations=tuple(parse_association(a) for a in d.get("associations") or ()),
         )

@@ -5,8 +5,9 @@ DESIGN.md section 3: CSV cells are text and are sent as written (never
 type-guessed); datetime values become ISO-8601 UTC with at most millisecond
 precision; typed Parquet columns become HubSpot's strings; an empty cell or a
 null leaves the property out of that input. Local checks fail a row only where
-HubSpot certainly would (an id-less row, a datetime no parser can read, a value
-over HubSpot's 65,536-character cap), so no quota is spent on them.
+HubSpot certainly would (an id-less row, a datetime no parser can read, and what the
+portal's schema refuses: see checks.py), so no quota is spent on them; a row's failure
+lists every problem found, not only the first.
 """
 
 from __future__ import annotations
@@ -14,32 +15,24 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from bulkload.checks import Owners, PropertyInfo, check_column
 from bulkload.convert import DATETIME_TYPES, datetimes, format_utc, sendable, typed_to_strings
 from bulkload.errors import MappingError, SourceError
 from bulkload.models import FailedRow, Problem, Target
+from bulkload.objects import default_properties, keys_without_unique_value
 from bulkload.source import SourceChunk
 from bulkload.taxonomy import ErrorType
-
-MAX_VALUE_LENGTH = 65_536
 
 # Already what HubSpot emits: sent through untouched, skipping the Python parser.
 
 
-@dataclass(frozen=True)
-class PropertyInfo:
-    name: str
-    type: str  # HubSpot's: string, number, datetime, date, enumeration, bool, phone_number
-    has_unique_value: bool = False
-    options: frozenset[str] | None = None
-
-
-# Used when the properties API cannot be read (no schema scope): enough to know
-# which values are datetimes. HubSpot's own answer replaces it when available.
+# Used when the properties API cannot be read and bulkload knows no defaults of the
+# object: enough to know which values are datetimes.
 FALLBACK_TYPES: dict[str, str] = {
     "hs_timestamp": "datetime",
     "hs_createdate": "datetime",
@@ -47,33 +40,45 @@ FALLBACK_TYPES: dict[str, str] = {
     "hs_call_duration": "number",
 }
 
+SchemaSource = Literal["portal", "kept", "defaults", "types"]
+
 
 @dataclass(frozen=True)
 class Schema:
+    """An object's properties, and where they come from: the portal (`portal`), the copy
+    an earlier run kept (`kept`), HubSpot's defaults bulkload knows (`defaults`), or only
+    which names are datetimes (`types`). Unknown columns are refused only when the
+    portal (or its kept copy) says what exists."""
+
     properties: dict[str, PropertyInfo]
-    from_api: bool = True
+    source: SchemaSource = "portal"
+    # The portal's owners, when the mapping sends an owner property and they could be read.
+    owners: Owners | None = None
+
+    @property
+    def from_api(self) -> bool:
+        return self.source in ("portal", "kept")
 
     @classmethod
-    def from_api_properties(cls, items: Iterable[Mapping[str, Any]]) -> Schema:
-        props: dict[str, PropertyInfo] = {}
-        for p in items:
-            name = str(p.get("name", ""))
-            if not name:
-                continue
-            options = p.get("options")
-            props[name] = PropertyInfo(
-                name=name,
-                type=str(p.get("type", "string")),
-                has_unique_value=bool(p.get("hasUniqueValue", False)),
-                options=frozenset(str(o.get("value")) for o in options)
-                if isinstance(options, list) and options
-                else None,
-            )
-        return cls(props)
+    def from_api_properties(cls, items: Iterable[Mapping[str, Any]], object_type: str = "",
+                            source: SchemaSource = "portal") -> Schema:
+        props = {info.name: info for info in (PropertyInfo.from_api(p, object_type) for p in items) if info.name}
+        return cls(props, source)
 
     @classmethod
     def fallback(cls) -> Schema:
-        return cls({n: PropertyInfo(n, t) for n, t in FALLBACK_TYPES.items()}, from_api=False)
+        """When the portal may not be asked (403): only which properties are datetimes;
+        every other check is left to HubSpot (the portal may have options of its own)."""
+        return cls({n: PropertyInfo(n, t) for n, t in FALLBACK_TYPES.items()}, source="types")
+
+    @classmethod
+    def offline(cls, object_type: str) -> Schema:
+        """A dry run without a portal: HubSpot's default properties of the object where
+        bulkload knows them (objects.py), else the fallback."""
+        defaults = default_properties(object_type)
+        if defaults is not None:
+            return cls.from_api_properties(defaults, object_type, source="defaults")
+        return cls.fallback()
 
     def type_of(self, name: str) -> str:
         info = self.properties.get(name)
@@ -85,6 +90,9 @@ class Schema:
         out = dict(FALLBACK_TYPES)
         out.update({n: p.type for n, p in self.properties.items()})
         return out
+
+    def info(self, name: str) -> PropertyInfo:
+        return self.properties.get(name) or PropertyInfo(name, self.type_of(name))
 
 
 @dataclass(frozen=True)
@@ -108,7 +116,7 @@ class ColumnMap:
         info = schema.properties.get(self.id_property)
         if info is None:
             raise MappingError(f"the id property {self.id_property!r} does not exist on {object_type}")
-        if not info.has_unique_value:
+        if not info.has_unique_value and not keys_without_unique_value(object_type, self.id_property):
             raise MappingError(
                 f"the id property {self.id_property!r} is not a unique-value property (hasUniqueValue=false); "
                 "HubSpot upserts only by unique properties"
@@ -196,14 +204,15 @@ class _Column:
     naive_rows: pa.Array | None = None  # bool mask of those rows (text columns)
 
 
-def _column_values(arr: pa.Array, prop: str, prop_type: str, tz: str | None) -> _Column:
+def _column_values(arr: pa.Array, info: PropertyInfo, tz: str | None, owners: Owners | None) -> _Column:
     """A column as Python strings, with the problems of its values (checked in Arrow)."""
     if pa.types.is_null(arr.type):
         return _Column([None] * len(arr), {}, 0)
     original = arr
-    arr, typed_naive = typed_to_strings(arr, prop_type, tz)
+    prop = info.name
+    arr, typed_naive = typed_to_strings(arr, info.type, tz)
     bad: dict[int, Problem] = {}
-    if prop_type in DATETIME_TYPES:
+    if info.type in DATETIME_TYPES and not info.read_only:
         converted = datetimes(arr, tz)
         if pc.any(converted.bad).as_py():
             originals = arr.to_pylist()
@@ -216,15 +225,8 @@ def _column_values(arr: pa.Array, prop: str, prop_type: str, tz: str | None) -> 
         naive = typed_naive or int(pc.sum(converted.naive).as_py() or 0)
         return _Column(converted.values.to_pylist(), bad, naive,
                        converted.naive if not typed_naive else pc.is_valid(original))
-    too_long = pc.fill_null(pc.greater(pc.utf8_length(arr), MAX_VALUE_LENGTH), False)
-    values = arr.to_pylist()
-    if pc.any(too_long).as_py():
-        for i in pc.indices_nonzero(too_long).to_pylist():
-            v = values[i] or ""
-            bad[i] = Problem(ErrorType.VALUE_TOO_LONG,
-                             f"{prop} is {len(v):,} characters long; HubSpot's limit is {MAX_VALUE_LENGTH:,}",
-                             prop, v[:200])
-    return _Column(values, bad, 0)
+    checked = check_column(arr, info, owners)
+    return _Column(checked.values.to_pylist(), checked.problems, 0)
 
 
 def id_strings(arr: pa.Array) -> pa.Array:
@@ -281,7 +283,7 @@ def map_chunk(chunk: SourceChunk, column_map: ColumnMap, schema: Schema, tz: str
     names: list[str] = []
     columns: list[list[str | None]] = []
     for col, prop in column_map.property_pairs:
-        column = _column_values(table.column(col), prop, schema.type_of(prop), tz)
+        column = _column_values(table.column(col), schema.info(prop), tz, schema.owners)
         for i, problem in column.bad.items():
             problems.setdefault(i, []).append(problem)
         if column.naive and column.naive_rows is not None:

@@ -47,8 +47,9 @@ from bulkload.hubspot.exceptions import RequestRejected
 from bulkload.hubspot.paths import ApiPaths, ApiVersion
 from bulkload.hubspot.ratelimit import RateLimiter
 from bulkload.journal import BatchResult, Journal, LinkResult, Usage
-from bulkload.mapping import Schema, row_data
+from bulkload.mapping import ColumnMap, Schema, row_data
 from bulkload.models import FINISHED_STATES, BatchPlan, FailedRow, JobState
+from bulkload.portal import read_portal, read_properties
 from bulkload.sender import RetryPolicy, Sender
 from bulkload.status import resume_command
 
@@ -104,6 +105,7 @@ class Stage(Protocol):
     """What differs between load/resume (the source) and retry (failed rows)."""
 
     command: str
+    column_map: ColumnMap  # which column feeds which property
 
     def batches(self, schema: Schema) -> Iterator[BatchPlan]:
         """The batches to send, in order, planned once the schema is known. It checks the
@@ -130,30 +132,6 @@ class RunResult:
 
 
 # ---- the pre-flight ----------------------------------------------------------------------------
-
-
-def read_schema(sender: Sender, client: HubSpotClient, object_type: str) -> Schema:
-    """The object's properties, through the sender's request loop (limiter, backoff, budget).
-
-    A token without the schema scope (403) falls back to known property types: the
-    upserts then say what is wrong.
-    """
-    try:
-        items = sender.call("schema", lambda: client.list_properties(object_type))
-    except AuthError as e:
-        if e.status == 403:
-            return Schema.fallback()
-        raise
-    return Schema.from_api_properties(items)
-
-
-def _read_properties(sender: Sender, client: HubSpotClient, object_type: str) -> list[dict[str, Any]] | None:
-    try:
-        return sender.call("schema", lambda: client.list_properties(object_type))
-    except AuthError as e:
-        if e.status == 403:
-            return None
-        raise
 
 
 # ---- the sender threads --------------------------------------------------------------------------
@@ -393,13 +371,14 @@ def run(journal: Journal, stage: Stage, *, config: JobConfig, conn: Connection, 
             sender = Sender(client, limiter, policy=RetryPolicy.of(tuning), clock=rt.clock, sleep=rt.sleep,
                             rng=rt.rng, stop=rt.stop, hooks=meter, notice=rt.progress.note)
             try:
-                schema = read_schema(sender, client, config.object_type)
+                schema = read_portal(sender, client, journal, config.object_type,
+                                     [p for _, p in stage.column_map.property_pairs])
             finally:
                 _turn(stage, journal, run_no, [], [], [], meter, rt.wall(), [])
             client.set_property_types(schema.types())
             if config.associations:
                 try:
-                    check_targets(config.associations, lambda obj: _read_properties(sender, client, obj))
+                    check_targets(config.associations, lambda obj: read_properties(sender, client, obj))
                 finally:
                     _turn(stage, journal, run_no, [], [], [], meter, rt.wall(), [])
             batches = stage.batches(schema)

@@ -18,6 +18,7 @@ from typing import Any
 from bulkload.config import Tuning, default_job_dir
 from bulkload.journal import Journal, lock_holder
 from bulkload.models import JobState
+from bulkload.portal import checks_ran
 
 
 def job_dir_flag(job_dir: Path) -> str:
@@ -80,6 +81,8 @@ def status_of(journal: Journal) -> dict[str, Any]:
         out["resume_command"] = resume_command(journal)
     if counts["rows"]["failed"] or counts["associations"]["failed"]:
         out["report_command"] = f"bulkload report {job.job_id}{job_dir_flag(journal.path.parent)}"
+    # Which checks ran against the portal at the last run (a 403 leaves them to HubSpot).
+    out["checks"] = checks_ran(journal.portal_states(), job.object_type)
     out["usage"] = usage_of(journal)
     by_kind = out["usage"]["calls_by_kind"]
     out["api_calls_by_kind"] = {k: int(by_kind.get(k, 0)) for k in ("upsert", "read", "associate", "schema")}

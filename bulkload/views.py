@@ -69,6 +69,21 @@ def render_run_summary(st: dict[str, Any], by_type: Sequence[tuple[str, str, int
     return "\n".join(lines)
 
 
+_CHECK_WORDS = {
+    "portal": "checked against the portal", "kept": "checked against the schema an earlier run kept",
+    "hubspot": "left to HubSpot (the token may not read them)", "not needed": "not needed",
+    "not read yet": "not read yet",
+}
+
+
+def _checks_line(st: dict[str, Any]) -> str | None:
+    checks = st.get("checks")
+    if not checks:
+        return None
+    return (f"  checks    values {_CHECK_WORDS.get(checks['schema'], checks['schema'])} · owners "
+            f"{_CHECK_WORDS.get(checks['owners'], checks['owners'])}")
+
+
 def render_status(st: dict[str, Any], cards: Sequence[CategoryCard], superseded: int) -> str:
     rows, batches, usage, tuning = st["rows"], st["batches"], st["usage"], st["tuning"]
     state = st["state"] + (f" ({st['phase']})" if st.get("phase") else "")
@@ -88,6 +103,7 @@ def render_status(st: dict[str, Any], cards: Sequence[CategoryCard], superseded:
            if usage["daily_limit"] else "")
         + f" · {_n(usage['rate_limited_total'])} answered 429 · {_n(usage['retries_total'])} retries",
         "  by kind   " + " · ".join(f"{k} {_n(v)}" for k, v in st.get("api_calls_by_kind", {}).items()),
+        *([checks] if (checks := _checks_line(st)) else []),
         "  tuning    " + " · ".join(
             f"{k.replace('_', ' ')} {v}" for k, v in tuning.items() if k != "max_outage_seconds" and v is not None),
         f"  updated   {st['updated_at']}",
@@ -135,3 +151,40 @@ def render_properties(object_type: str, items: Sequence[dict[str, Any]]) -> str:
             if isinstance(o, dict):
                 lines.append(f"      {o.get('label', '')!s} = {o.get('value', '')!s}")
     return "\n".join(lines)
+
+
+def render_dry_run(report: dict[str, Any]) -> str:
+    """`load --dry-run` for a person: what would be sent, what would fail and why, with
+    the first rows of each error type, and what the checks were made against."""
+    rows = report["rows"]
+    checks = report.get("checks") or {}
+    lines = [
+        f"Dry run of {report['source']['path']} ({report['source']['format']}): nothing was sent.",
+        f"  rows      {rows['total']:,} total · {rows['would_send']:,} would be sent in {report['requests']:,} "
+        f"requests · {rows['would_fail_locally']:,} would fail here · {rows['superseded']:,} superseded",
+        f"  checks    schema: {checks.get('schema', '?')} · owners: {checks.get('owners', '?')}",
+    ]
+    if checks.get("note"):
+        lines.append(f"            {checks['note']}")
+    links = report.get("associations") or {}
+    for t in links.get("targets") or ():
+        lines.append(f"  assoc.    {t['target']}: {links.get('pairs', 0):,} pairs, {t['distinct_values']:,} distinct "
+                     f"values, {t['lookups']:,} to look up")
+    problems = report.get("problems") or {}
+    if problems:
+        lines.append("  problems  (a row may have several)")
+        for error_type, n in problems.items():
+            lines.append(f"    {error_type} ×{n:,}")
+            for ex in (report.get("examples") or {}).get(error_type, []):
+                where = f"row {ex['rowNumber']:,}" + (f" (line {ex['lineNumber']:,})" if ex.get("lineNumber") else "")
+                lines.append(f"      {where}: {ex.get('propertyName') or ''} = {_short(ex.get('invalidValue'))}: "
+                             f"{_short(ex.get('errorMessage'), 100)}")
+    else:
+        lines.append("  problems  none found")
+    return "\n".join(lines)
+
+
+def _short(value: Any, width: int = 40) -> str:
+    text = "" if value is None else str(value)
+    text = "".join(c if c.isprintable() else " " for c in text)
+    return text if len(text) <= width else text[: width - 1] + "…"

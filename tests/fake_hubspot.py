@@ -63,12 +63,14 @@ class FakeHubSpot(httpx.BaseTransport):
         with self._lock:
             self.requests.append((request.method, request.url.path))
         path = request.url.path
-        if request.method == "GET" and path.startswith("/crm/v3/properties/"):
+        if request.method == "GET" and path.startswith(("/crm/v3/properties/", "/crm/properties/2026-03/")):
             if self.properties_status != 200:
                 return _json(self.properties_status, {
                     "status": "error", "category": "MISSING_SCOPES",
                     "message": "This app hasn't been granted all required scopes to make this call."})
             return _json(200, {"results": PROPERTIES})
+        if request.method == "GET" and path.startswith(("/crm/v3/owners", "/crm/owners/2026-03")):
+            return _json(200, {"results": [{"id": "10007919", "email": "owner-001@example.com", "archived": False}]})
         if request.method == "POST" and path.endswith("/batch/upsert"):
             with self._lock:
                 self.upserts += 1

@@ -234,7 +234,7 @@ def test_a_batch_wide_rejection_stops_the_job_at_the_first_answer(
 ) -> None:
     # No schema scope, so the pre-flight cannot see that the id property is not unique.
     def refuse_properties(request: httpx.Request) -> httpx.Response | None:
-        if request.method == "GET" and request.url.path.startswith("/crm/v3/properties/"):
+        if request.method == "GET" and "/properties/" in request.url.path:
             return httpx.Response(403, json={"status": "error", "category": "MISSING_SCOPES",
                                              "message": "This app hasn't been granted all required scopes"})
         return None

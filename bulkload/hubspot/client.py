@@ -33,6 +33,7 @@ from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from types import TracebackType
 from typing import Generic, NamedTuple, Self, TypeVar
+from urllib.parse import quote
 
 import httpx
 import orjson
@@ -88,6 +89,14 @@ class Reply(NamedTuple, Generic[T]):
     value: T
     status: int
     rate: RateLimitInfo
+
+
+OWNERS_PAGE = 500  # the owners API's largest page
+
+
+class OwnersPage(NamedTuple):
+    owners: list[dict[str, object]]
+    after: str | None  # the next page's cursor; None: this was the last
 
 
 def parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:
@@ -269,6 +278,24 @@ class HubSpotClient:
         if not isinstance(results, list):
             raise TransientError("the property list has no results[]", 200, rate=rate)
         return Reply([p for p in results if isinstance(p, dict)], response.status_code, rate)
+
+    def list_owners(self, after: str | None = None, limit: int = OWNERS_PAGE) -> Reply[OwnersPage]:
+        """GET .../owners: one page of the portal's active owners, and the cursor of the
+        next page (None on the last)."""
+        query = f"?limit={limit}" + (f"&after={quote(after, safe='')}" if after else "")
+        response = self._send("GET", self.paths.owners() + query)
+        rate = RateLimitInfo.from_headers(response.headers)
+        if response.status_code != 200:
+            self._raise_for_status(response, rate, None)
+        body = _loads(response.content)
+        results = body.get("results") if isinstance(body, dict) else None
+        if not isinstance(results, list):
+            raise TransientError("the owner list has no results[]", 200, rate=rate)
+        paging = body.get("paging") if isinstance(body, dict) else None
+        following = paging.get("next") if isinstance(paging, dict) else None
+        cursor = following.get("after") if isinstance(following, dict) else None
+        page = OwnersPage([o for o in results if isinstance(o, dict)], str(cursor) if cursor else None)
+        return Reply(page, response.status_code, rate)
 
     # --- the one seam to httpx ------------------------------------------------------
 

@@ -9,12 +9,11 @@ v3 paths from September 2027 (HUBSPOT.md section 8), so `2026-03` is the default
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
 from urllib.parse import quote
 
-ApiVersion = Literal["2026-03", "v3"]
-API_VERSIONS: tuple[ApiVersion, ...] = ("2026-03", "v3")
-DEFAULT_API_VERSION: ApiVersion = "2026-03"
+from bulkload.config import API_VERSIONS, DEFAULT_API_VERSION, ApiVersion
+
+__all__ = ["API_VERSIONS", "DEFAULT_API_VERSION", "ApiPaths", "ApiVersion"]
 
 
 def _seg(text: str) -> str:

@@ -205,6 +205,17 @@ class Reads:
             "associations": self.association_counts(),
         }
 
+    def portal(self, what: str) -> tuple[str, Any] | None:
+        """(state, the body last read) of `what` (`properties:OBJECT`, `owners`), or None."""
+        row = self._one("SELECT state, body FROM portal WHERE what = ?", [what])
+        if row is None:
+            return None
+        return str(row[0]), None if row[1] is None else json.loads(row[1])
+
+    def portal_states(self) -> dict[str, str]:
+        """what -> the state of its last reading (read, kept, refused, skipped)."""
+        return {str(w): str(s) for w, s in self.db.execute("SELECT what, state FROM portal ORDER BY what")}
+
     def storage(self) -> dict[str, int]:
         """Bytes each table and index takes in the journal file (SQLite's dbstat; empty
         where this SQLite lacks it), for the benchmarks' bytes-per-row figures."""

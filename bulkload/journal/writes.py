@@ -18,6 +18,8 @@ SIGKILL at any instant safe. These are the ones production calls:
   new failures replace them.
 - `reopen_failed_pairs`: a `retry` looks the failed associations' values up again.
 - `correct_pairs`: a `retry --from` takes a failed association's values from the corrected file.
+- `keep_portal`: what the portal said at the start of a run (its schema, its owners, or
+  that it refused to say), kept for the checks of a later `retry`.
 - `pause`, `finish_job`, `finish_run`: how a run ends.
 
 After each committed transition `checkpoint(name)` is called: a test seam that lets a
@@ -457,6 +459,19 @@ class Writes:
                 self._count_pairs(added - dropped)
         self._checkpoint("correct_pairs")
         return len(fixes)
+
+    def keep_portal(self, entries: Sequence[tuple[str, str, Any]]) -> None:
+        """What the portal said this run: (what, state, body) with `what` e.g.
+        `properties:calls` or `owners`, `state` read, kept, refused or skipped, and the
+        body as HubSpot answered it (None unless read)."""
+        ts = now_iso()
+        with self.db.atomic():
+            self.db.conn.executemany(
+                "INSERT INTO portal(what, state, body, read_at) VALUES (?,?,?,?) ON CONFLICT(what) DO UPDATE SET"
+                " state = excluded.state, read_at = excluded.read_at,"
+                " body = CASE WHEN excluded.state = 'read' THEN excluded.body ELSE portal.body END",
+                [(what, state, None if body is None else _json(body), ts) for what, state, body in entries])
+        self._checkpoint("keep_portal")
 
     def reopen_failed_pairs(self) -> int:
         """`retry`: failed associations become pending again, and the values that were not
