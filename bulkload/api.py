@@ -218,7 +218,8 @@ def retry(
     with job_lock(path, "retry"), Journal.open(path, writable=True, checkpoint=rt.checkpoint) as journal:
         job = _job_or_hint(journal)
         config = JobConfig.from_dict(job.config)
-        column_map = resolve_columns(job.columns, config.id_property, config.columns, config.associations)
+        column_map = resolve_columns(job.columns, config.id_property, config.columns, config.associations,
+                                     config.object_type)
         types = [t.strip() for group in error_types for t in group.split(",") if t.strip()]
         stage = ReplayStage(journal, config, column_map, list(job.columns), types, corrected,
                             links=_links(journal, config))

@@ -43,7 +43,10 @@ MAX_VALUE_LENGTH = 65_536
 MAX_EMAIL_LENGTH = 254
 _MS_PER_DAY = 86_400_000
 _LAST_DAY_MS = 253_402_300_799_999  # 9999-12-31T23:59:59.999Z
-_DECIMAL = r"^-?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?$"
+# Digits of any script (\p{Nd}): HubSpot parses numbers as Java does, which takes them.
+# Where HubSpot's answer is uncertain the check lets the value through: a value refused
+# here must be one HubSpot certainly refuses.
+_DECIMAL = r"^-?(?:\p{Nd}+(?:\.\p{Nd}*)?|\.\p{Nd}+)(?:[eE][+-]?\p{Nd}+)?$"
 _DATE = r"^\d{4}-\d{2}-\d{2}$"
 _EPOCH_MS = r"^-?\d{1,15}$"
 _DIGITS = r"^\d{1,18}$"
@@ -296,7 +299,7 @@ def _dates(arr: pa.Array, present: pa.Array, name: str, problems: dict[int, Prob
                 continue
         elif iso[i] is not None:
             stamp = str(iso[i])
-            if stamp.endswith("T00:00:00.000Z"):
+            if re.search(r"T00:00:00(?:\.0+)?Z$", stamp):
                 out[i] = stamp[:10]
                 continue
             problems[i] = _not_midnight(name, value, stamp[11:23])
@@ -352,3 +355,11 @@ def _owners(arr: pa.Array, present: pa.Array, info: PropertyInfo, owners: Owners
 
 def is_email_address(value: str) -> bool:
     return len(value) <= MAX_EMAIL_LENGTH and _EMAIL_RE.fullmatch(value) is not None
+
+
+def not_emails(arr: pa.Array) -> pa.Array:
+    """True where a present value is no address HubSpot takes."""
+    present = pc.fill_null(pc.greater(pc.utf8_length(arr), 0), False)
+    ok = pc.and_(pc.fill_null(pc.match_substring_regex(arr, _EMAIL), False),
+                 pc.fill_null(pc.less_equal(pc.utf8_length(arr), MAX_EMAIL_LENGTH), False))
+    return pc.and_(present, pc.invert(ok))

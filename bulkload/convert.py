@@ -113,15 +113,18 @@ def datetimes(arr: pa.Array, tz: str | None = None) -> Datetimes:
     """Convert a text column of datetimes (see the module docstring)."""
     text = pc.utf8_trim_whitespace(arr)
     present = pc.fill_null(pc.greater(pc.utf8_length(text), 0), False)
-    is_canonical = _matches(text, _CANONICAL)
+    # Arrow's strptime rolls 30 February over into March: only fields that print back
+    # the same are a real date and time, and only those go through the kernels below.
+    real = _real_fields(text)
+    is_canonical = pc.and_(_matches(text, _CANONICAL), real)
     is_epoch = _matches(text, _EPOCH_MS)
     seconds = pa.array([False] * len(text), pa.bool_())
     if pc.any(is_epoch).as_py():
         as_int = pc.cast(pc.if_else(is_epoch, text, pa.scalar("0")), pa.int64())
         seconds = pc.and_(is_epoch, pc.less(pc.abs(as_int), EPOCH_SECONDS_BELOW))
         is_epoch = pc.and_(is_epoch, pc.invert(seconds))
-    is_offset = pc.and_(_matches(text, _OFFSET), pc.invert(is_canonical))
-    is_naive = _matches(text, _NAIVE)
+    is_offset = pc.and_(pc.and_(_matches(text, _OFFSET), pc.invert(is_canonical)), real)
+    is_naive = pc.and_(_matches(text, _NAIVE), real)
     out = pc.if_else(is_canonical, text, pa.scalar(None, pa.string()))
     out = _where(out, is_epoch, lambda: _format_ms(
         pc.cast(pc.cast(pc.filter(text, is_epoch), pa.int64()), pa.timestamp("ms", tz="UTC"))))
@@ -147,6 +150,27 @@ def datetimes(arr: pa.Array, tz: str | None = None) -> Datetimes:
         out = pa.array(values, pa.string())
         bad, naive = pa.array(bad_list, pa.bool_()), pa.array(naive_list, pa.bool_())
     return Datetimes(out, bad, seconds, naive)
+
+
+def _real_fields(text: pa.Array) -> pa.Array:
+    """Whether a value's leading `YYYY-MM-DD` (and `THH:MM:SS`, when it has one) is a real
+    date and time; values of other shapes pass (the parsers judge them)."""
+    date_part = pc.utf8_slice_codeunits(text, 0, 10)
+    has_date = pc.fill_null(pc.match_substring_regex(date_part, r"^\d{4}-\d{2}-\d{2}$"), False)
+    if not pc.any(has_date).as_py():
+        return pa.array([True] * len(text), pa.bool_())
+    day = pc.strptime(pc.if_else(has_date, date_part, pa.scalar(None, pa.string())), format="%Y-%m-%d", unit="s",
+                      error_is_null=True)
+    ok = pc.fill_null(pc.equal(pc.strftime(day, format="%Y-%m-%d"), date_part), False)
+    clock = pc.utf8_slice_codeunits(text, 11, 19)
+    has_clock = pc.fill_null(pc.match_substring_regex(clock, r"^\d{2}:\d{2}:\d{2}$"), False)
+    if pc.any(has_clock).as_py():
+        hh = pc.cast(pc.if_else(has_clock, pc.utf8_slice_codeunits(clock, 0, 2), pa.scalar("0")), pa.int32())
+        mm = pc.cast(pc.if_else(has_clock, pc.utf8_slice_codeunits(clock, 3, 5), pa.scalar("0")), pa.int32())
+        ss = pc.cast(pc.if_else(has_clock, pc.utf8_slice_codeunits(clock, 6, 8), pa.scalar("0")), pa.int32())
+        clock_ok = pc.and_(pc.and_(pc.less(hh, 24), pc.less(mm, 60)), pc.less(ss, 60))
+        ok = pc.and_(ok, pc.or_(pc.invert(has_clock), clock_ok))
+    return pc.or_(pc.invert(has_date), ok)
 
 
 def _python_datetime(text: str, tz: str | None) -> tuple[str, bool] | None:

@@ -20,7 +20,7 @@ from typing import Any, Literal
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from bulkload.checks import Owners, PropertyInfo, check_column
+from bulkload.checks import Owners, PropertyInfo, check_column, not_emails
 from bulkload.convert import DATETIME_TYPES, datetimes, format_utc, sendable, typed_to_strings
 from bulkload.errors import MappingError, SourceError
 from bulkload.models import FailedRow, Problem, Target
@@ -102,6 +102,14 @@ class ColumnMap:
     pairs: tuple[tuple[str, str], ...]  # (source column, property), file order
     id_column: str
     id_property: str
+    # Ids HubSpot matches whatever their case (contacts by email): trimmed and lower-cased,
+    # so that `A@x.com` and `a@x.com` are one record to the scan, the batches and HubSpot.
+    fold_ids: bool = False
+
+    def ids_of(self, table: pa.RecordBatch | pa.Table) -> pa.Array:
+        """The id of each row, as text, as it is sent."""
+        ids = id_strings(table.column(self.id_column))
+        return pc.utf8_lower(pc.utf8_trim_whitespace(ids)) if self.fold_ids else ids
 
     @property
     def property_pairs(self) -> tuple[tuple[str, str], ...]:
@@ -135,7 +143,7 @@ class ColumnMap:
 
 def resolve_columns(
     source_columns: Sequence[str], id_property: str, overrides: Mapping[str, str],
-    associations: Sequence[Target] = (),
+    associations: Sequence[Target] = (), object_type: str = "",
 ) -> ColumnMap:
     """Same-named properties by default; overrides rename (`SRC=PROP`) or drop (`SRC=`).
     An association column is not a property: it only names the records to associate."""
@@ -161,7 +169,8 @@ def resolve_columns(
         if len(source_columns) == 1 and any(d in source_columns[0] for d in ";|\t"):
             hint = "the file looks separated by something else than the delimiter used; pass --delimiter"
         raise SourceError(f"no id column: no column maps to the id property {id_property!r} ({hint})")
-    return ColumnMap(tuple(pairs), id_cols[0], id_property)
+    return ColumnMap(tuple(pairs), id_cols[0], id_property,
+                     fold_ids=bool(object_type) and keys_without_unique_value(object_type, id_property))
 
 
 @dataclass
@@ -275,7 +284,7 @@ def map_chunk(chunk: SourceChunk, column_map: ColumnMap, schema: Schema, tz: str
     """Map every row of a chunk; rows that cannot be sent get a FailedRow with every problem found."""
     table = chunk.table
     n = table.num_rows
-    ids_arr = id_strings(table.column(column_map.id_column))
+    ids_arr = column_map.ids_of(table)
     ids: list[str | None] = ids_arr.to_pylist()
     problems: dict[int, list[Problem]] = {}
     naive_rows: pa.Array | None = None
@@ -293,6 +302,11 @@ def map_chunk(chunk: SourceChunk, column_map: ColumnMap, schema: Schema, tz: str
 
     present = has_id(ids_arr)
     no_id = pc.indices_nonzero(pc.invert(present)).to_pylist() if not pc.all(present).as_py() else []
+    if column_map.fold_ids:  # the id is an e-mail (contacts by email): HubSpot checks it
+        for i in pc.indices_nonzero(not_emails(ids_arr)).to_pylist():
+            problems.setdefault(i, []).insert(0, Problem(
+                ErrorType.INVALID_EMAIL_ADDRESS, f"Email address {ids[i]} is invalid", column_map.id_property,
+                ids[i] or ""))
     for i in no_id:
         problems.setdefault(i, []).insert(0, Problem(
             ErrorType.MISSING_ID_VALUE, f"the id column {column_map.id_column!r} is empty",

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import pyarrow.compute as pc
 
 from bulkload.errors import SourceError
-from bulkload.mapping import ColumnMap, has_id, id_strings
+from bulkload.mapping import ColumnMap, has_id
 from bulkload.source import Fingerprint, Source, SourceChunk
 
 DUP_BITS = 1 << 27  # 16 MiB; ~0.75 % false alarms at 1M ids
@@ -74,7 +74,7 @@ def scan_source(
     total = with_id = malformed = 0
     first_malformed = ""
     for chunk in chunks:
-        ids = id_strings(chunk.table.column(column_map.id_column))
+        ids = column_map.ids_of(chunk.table)
         rows = chunk.row_numbers
         if len(rows):
             total = max(total, int(rows[-1].as_py()))

@@ -48,7 +48,8 @@ def trim(chunk: SourceChunk, after_row: int) -> SourceChunk | None:
 
 def column_map_of(source: Source, config: JobConfig) -> ColumnMap:
     """The job's columns -> properties, refused (exit 2) when it cannot work for this file."""
-    column_map = resolve_columns(source.columns, config.id_property, config.columns, config.associations)
+    column_map = resolve_columns(source.columns, config.id_property, config.columns, config.associations,
+                                 config.object_type)
     if source.format == "parquet":
         check_column_types(pq.read_schema(source.path), column_map)
     return column_map

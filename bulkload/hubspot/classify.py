@@ -86,7 +86,10 @@ def classify(
     if c in ("PROPERTY_DOESNT_EXIST", "PROPERTY_DOES_NOT_EXIST"):
         return ErrorType.PROPERTY_DOESNT_EXIST
     if c == "INVALID_OPTION":
-        return ErrorType.INVALID_ENUM_PROPERTY
+        # An owner property's options are the owners: "... was not a valid owner id."
+        return ErrorType.INVALID_OWNER_ID if "owner" in m else ErrorType.INVALID_ENUM_PROPERTY
+    if c in ("READ_ONLY_VALUE", "READ_ONLY_PROPERTY") or "calculated property" in m:
+        return ErrorType.READ_ONLY_VALUE
     if c in _TIME_CODES:
         return _time_or_number(c, property_name, invalid_value, property_types)
     if c in _NUMBER_CODES:

@@ -216,6 +216,13 @@ class Reads:
         """what -> the state of its last reading (read, kept, refused, skipped)."""
         return {str(w): str(s) for w, s in self.db.execute("SELECT what, state FROM portal ORDER BY what")}
 
+    def most_problems(self, include_resolved: bool = False) -> int:
+        """The most problems any reported row has (1 when none has several)."""
+        where = "1" if include_resolved else CURRENT
+        n = self._one(f"SELECT MAX(json_array_length(e.problems)) FROM row_errors e WHERE {where}"
+                      " AND e.problems IS NOT NULL")[0]
+        return max(1, int(n or 0))
+
     def storage(self) -> dict[str, int]:
         """Bytes each table and index takes in the journal file (SQLite's dbstat; empty
         where this SQLite lacks it), for the benchmarks' bytes-per-row figures."""

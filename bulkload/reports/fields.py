@@ -54,6 +54,19 @@ ERROR_FIELDS: tuple[str, ...] = (
     "raw",  # a malformed row's raw text (its source columns are then empty)
 )
 ERROR_COLUMNS: tuple[str, ...] = tuple(ERROR_COLUMN_PREFIX + f for f in ERROR_FIELDS)
+# A row with several problems: the first is in the columns above, problem k (k >= 2) in
+# bulkload_error<k>_<field> after them, as many as the report's most problematic row has.
+PROBLEM_FIELDS: tuple[str, ...] = ("errorType", "propertyName", "invalidValue", "errorMessage")
+
+
+def problem_columns(most: int) -> tuple[str, ...]:
+    return tuple(f"{ERROR_COLUMN_PREFIX}error{k}_{f}" for k in range(2, most + 1) for f in PROBLEM_FIELDS)
+
+
+def joined_message(problems: list[dict[str, Any]]) -> str:
+    """Every problem of a row in one readable line (the CSV's errorMessage)."""
+    return "; ".join(f"{p.get('propertyName') or '?'}: {p.get('errorMessage') or p.get('errorType')}"
+                     for p in problems)
 ERROR_COLUMN_SET = frozenset(ERROR_COLUMNS)
 SEVERITY_COLUMN = ERROR_COLUMN_PREFIX + "severity"
 ROW_NUMBER_COLUMN = ERROR_COLUMN_PREFIX + "rowNumber"

@@ -39,13 +39,16 @@ from bulkload.reports.fields import (
     ERROR_COLUMNS,
     LEADING_FIELDS,
     NEEDS_ESCAPE,
+    PROBLEM_FIELDS,
     RAW_KEY,
     SEVERITY_ERROR,
     SEVERITY_WARNING,
     SPREADSHEET_MAX_ROWS,
     TRAILING_FIELDS,
     cell_text,
+    joined_message,
     neutralise_cell,
+    problem_columns,
 )
 from bulkload.reports.rows import JobInfo, check_limit, encode_cursor, iter_keyed, prepare
 
@@ -116,7 +119,7 @@ _leading = operator.itemgetter(*LEADING_FIELDS)
 _trailing = operator.itemgetter(*TRAILING_FIELDS)
 
 
-def _write_csv(f: IO[bytes], rows: Iterator[dict[str, Any]], job: JobInfo) -> None:
+def _write_csv(f: IO[bytes], rows: Iterator[dict[str, Any]], job: JobInfo, most: int = 1) -> None:
     clash = sorted(set(job.columns) & ERROR_COLUMN_SET)
     if clash:
         raise InputError(f"source column {', '.join(clash)} clashes with the report's error columns;"
@@ -124,7 +127,8 @@ def _write_csv(f: IO[bytes], rows: Iterator[dict[str, Any]], job: JobInfo) -> No
     # utf-8-sig: the BOM makes spreadsheets read the file as UTF-8 (names, accents).
     text = io.TextIOWrapper(f, encoding="utf-8-sig", newline="")
     writer = csv.writer(text, lineterminator="\r\n")
-    writer.writerow([neutralise_cell(h) for h in (*job.columns, *ERROR_COLUMNS)])
+    extra = problem_columns(most)
+    writer.writerow([neutralise_cell(h) for h in (*job.columns, *ERROR_COLUMNS, *extra)])
     columns = job.columns
     cell, escape = cell_text, NEEDS_ESCAPE
     for row in rows:
@@ -133,9 +137,14 @@ def _write_csv(f: IO[bytes], rows: Iterator[dict[str, Any]], job: JobInfo) -> No
         raw = ""
         if RAW_KEY in data and len(data) == 1 and RAW_KEY not in columns:
             raw, data = str(data[RAW_KEY]), {}
+        problems: list[dict[str, Any]] = row.get("errors") or []
+        leading = _leading(row)
+        if len(problems) > 1:  # the message says them all; each has its columns after the rest
+            leading = (*leading[:3], joined_message(problems), *leading[4:])
+        more = [p.get(k) for p in problems[1:most] for k in PROBLEM_FIELDS]
         # Inline fast path for the common case, plain text (this loop runs once per cell).
-        values = [*map(data.get, columns), *_leading(row), src["rowNumber"], src["lineNumber"],
-                  *_trailing(row), raw]
+        values = [*map(data.get, columns), *leading, src["rowNumber"], src["lineNumber"],
+                  *_trailing(row), raw, *more, *([""] * (len(extra) - len(more)))]
         writer.writerow(
             [v if type(v) is str and not (v and v[0] in escape) else cell(v) for v in values]
         )
@@ -280,7 +289,11 @@ def write_report(
 
     with journal.snapshot(), (_stdout() if to_stdout else _private_file(target)) as f:
         keyed = iter_keyed(journal, q)
-        _WRITERS[fmt](f, counted(islice(keyed, limit) if limit is not None else keyed), q.job)
+        rows = counted(islice(keyed, limit) if limit is not None else keyed)
+        if fmt == "csv":
+            _write_csv(f, rows, q.job, journal.most_problems(include_resolved))
+        else:
+            _WRITERS[fmt](f, rows, q.job)
         more = limit is not None and next(keyed, None) is not None
     return ReportWritten(
         path=target,
