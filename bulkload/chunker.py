@@ -18,22 +18,29 @@ from __future__ import annotations
 
 from bisect import bisect_left, bisect_right
 from collections import deque
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import replace
 
+import pyarrow as pa
+import pyarrow.compute as pc
+
 from bulkload.mapping import MappedChunk, row_data
-from bulkload.models import BatchPlan, FailedRow, KnownBatch, Link, Superseded
+from bulkload.models import BatchPlan, FailedRow, KnownBatch, Link, Superseded, UpsertInput
 from bulkload.source import MalformedRow
 from bulkload.taxonomy import ErrorType
 
 MAX_BATCH_ROWS = 1_000
 
-# ids of a chunk -> {id: its last row} for those that repeat (the scan decided it)
-Winners = Callable[[Sequence[str | None]], Mapping[str, int]]
+# ids of a chunk (and the same as Arrow, when at hand) -> {id: its last row} for those
+# that repeat (the scan decided it)
+Winners = Callable[[Sequence[str | None], pa.Array | None], Mapping[str, int]]
 
 
-def _no_winners(ids: Sequence[str | None]) -> Mapping[str, int]:
+def _no_winners(ids: Sequence[str | None], arrow_ids: pa.Array | None = None) -> Mapping[str, int]:
     return {}
+
+
+_PLACEHOLDER: UpsertInput = {"idProperty": "", "id": "", "properties": {}, "objectWriteTraceId": ""}
 
 
 class Chunker:
@@ -48,7 +55,11 @@ class Chunker:
         known: Sequence[KnownBatch] = (),
         winners: Winners = _no_winners,
         max_rows: int = MAX_BATCH_ROWS,
+        count_only: bool = False,
     ) -> None:
+        # count_only (a dry run): batches are planned as for a load, but their inputs are
+        # one shared placeholder each: only how many there are is wanted.
+        self._count_only = count_only
         self.batch_size = batch_size
         self.id_property = id_property
         self.next_batch_no = next_batch_no
@@ -99,7 +110,7 @@ class Chunker:
         """Add a chunk's rows in order; yield the batches they close, as they close (so at
         most one batch's source data of rows not sent is held at a time)."""
         rows = mapped.row_numbers
-        winners = self._winners(mapped.ids) if rows else {}
+        winners = self._winners(mapped.ids, mapped.id_array) if rows else {}
         if mapped.chunk.malformed:
             return self._feed_rows(mapped, winners)
         return self._feed_runs(mapped, winners)
@@ -108,10 +119,13 @@ class Chunker:
         """Indices of the rows that are not plain inputs: local failures and superseded rows."""
         special = set(mapped.failures)
         if winners:
-            special.update(
-                i for i, (v, r) in enumerate(zip(mapped.ids, mapped.row_numbers, strict=True))
-                if v is not None and v in winners and winners[v] != r
-            )
+            ids, rows = mapped.ids, mapped.row_numbers
+            if mapped.id_array is not None:  # the rows whose id repeats, found by one kernel
+                hit = pc.fill_null(pc.is_in(mapped.id_array, value_set=pa.array(list(winners), pa.string())), False)
+                maybe: Iterable[int] = pc.indices_nonzero(hit).to_pylist()
+            else:
+                maybe = range(len(ids))
+            special.update(i for i in maybe if (v := ids[i]) is not None and v in winners and winners[v] != rows[i])
         return sorted(special)
 
     def _feed_runs(self, mapped: MappedChunk, winners: Mapping[str, int]) -> Iterator[BatchPlan]:
@@ -138,7 +152,11 @@ class Chunker:
                     room = self.batch_size - len(cur.inputs)
                     end = min(stop, pos + room, bisect_right(rows, cur.first_row + self.max_rows - 1, pos, stop))
                     end = max(end, pos + 1)
-                if not cur.done:
+                if not cur.done and self._count_only:
+                    cur.inputs.extend([_PLACEHOLDER] * (end - pos))
+                    if links is not None:
+                        cur.links.extend(Link(rows[k], t, v) for k in range(pos, end) for t, v in links[k])
+                elif not cur.done:
                     if naive:
                         cur.naive_timestamps += bisect_left(naive, end) - bisect_left(naive, pos)
                     cur.inputs.extend(

@@ -152,23 +152,32 @@ def datetimes(arr: pa.Array, tz: str | None = None) -> Datetimes:
     return Datetimes(out, bad, seconds, naive)
 
 
+# Days in each month of a common year (index 1..12); February gains one in leap years.
+_MONTH_DAYS = pa.array([0, 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31], pa.int32())
+
+
 def _real_fields(text: pa.Array) -> pa.Array:
     """Whether a value's leading `YYYY-MM-DD` (and `THH:MM:SS`, when it has one) is a real
-    date and time; values of other shapes pass (the parsers judge them)."""
-    date_part = pc.utf8_slice_codeunits(text, 0, 10)
-    has_date = pc.fill_null(pc.match_substring_regex(date_part, r"^\d{4}-\d{2}-\d{2}$"), False)
+    date and time; values of other shapes pass (the parsers judge them). Arithmetic on
+    the digits, a few kernels for the whole column."""
+    has_date = pc.fill_null(pc.match_substring_regex(text, r"^\d{4}-\d{2}-\d{2}"), False)
     if not pc.any(has_date).as_py():
         return pa.array([True] * len(text), pa.bool_())
-    day = pc.strptime(pc.if_else(has_date, date_part, pa.scalar(None, pa.string())), format="%Y-%m-%d", unit="s",
-                      error_is_null=True)
-    ok = pc.fill_null(pc.equal(pc.strftime(day, format="%Y-%m-%d"), date_part), False)
-    clock = pc.utf8_slice_codeunits(text, 11, 19)
-    has_clock = pc.fill_null(pc.match_substring_regex(clock, r"^\d{2}:\d{2}:\d{2}$"), False)
+
+    def field(start: int, stop: int, where: pa.Array) -> pa.Array:
+        return pc.cast(pc.if_else(where, pc.utf8_slice_codeunits(text, start, stop), pa.scalar("0")), pa.int32())
+
+    year, month, day = field(0, 4, has_date), field(5, 7, has_date), field(8, 10, has_date)
+    month_ok = pc.and_(pc.greater_equal(month, 1), pc.less_equal(month, 12))
+    leap = pc.and_(pc.equal(pc.bit_wise_and(year, 3), 0),
+                   pc.or_(pc.not_equal(pc.remainder(year, 100), 0), pc.equal(pc.remainder(year, 400), 0)))
+    last = pc.add(pc.take(_MONTH_DAYS, pc.if_else(month_ok, month, 0)),
+                  pc.cast(pc.and_(leap, pc.equal(month, 2)), pa.int32()))
+    ok = pc.and_(month_ok, pc.and_(pc.greater_equal(day, 1), pc.less_equal(day, last)))
+    has_clock = pc.fill_null(pc.match_substring_regex(text, r"^.{10}[T ]\d{2}:\d{2}:\d{2}"), False)
     if pc.any(has_clock).as_py():
-        hh = pc.cast(pc.if_else(has_clock, pc.utf8_slice_codeunits(clock, 0, 2), pa.scalar("0")), pa.int32())
-        mm = pc.cast(pc.if_else(has_clock, pc.utf8_slice_codeunits(clock, 3, 5), pa.scalar("0")), pa.int32())
-        ss = pc.cast(pc.if_else(has_clock, pc.utf8_slice_codeunits(clock, 6, 8), pa.scalar("0")), pa.int32())
-        clock_ok = pc.and_(pc.and_(pc.less(hh, 24), pc.less(mm, 60)), pc.less(ss, 60))
+        clock_ok = pc.and_(pc.and_(pc.less(field(11, 13, has_clock), 24), pc.less(field(14, 16, has_clock), 60)),
+                           pc.less(field(17, 19, has_clock), 60))
         ok = pc.and_(ok, pc.or_(pc.invert(has_clock), clock_ok))
     return pc.or_(pc.invert(has_date), ok)
 

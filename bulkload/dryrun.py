@@ -50,7 +50,7 @@ def dry_run(config: JobConfig, conn: Connection | None = None, *, transport: Any
                            fingerprint={}, columns=list(source.columns))
         total = scan_source(source, column_map, sink=journal.add_superseding).total_rows
         journal.complete_scan(total)
-        stage = SourceStage("dry-run", journal, source, column_map, config)
+        stage = SourceStage("dry-run", journal, source, column_map, config, values=False)
         n_batches = inputs = superseded = 0
         rows_by_type: Counter[str] = Counter()
         problems: Counter[str] = Counter()

@@ -188,6 +188,7 @@ class MappedChunk:
     failures: dict[int, FailedRow] = field(default_factory=dict)  # table index -> failure
     naive_rows: list[int] = field(default_factory=list)  # rows with a timestamp that had no zone
     links: list[list[tuple[int, str]]] | None = None  # per row: (target, value) to associate
+    id_array: pa.Array | None = None  # the ids as Arrow (blank ids as they were)
 
 
 def local_failure(problems: list[Problem]) -> FailedRow:
@@ -213,7 +214,8 @@ class _Column:
     naive_rows: pa.Array | None = None  # bool mask of those rows (text columns)
 
 
-def _column_values(arr: pa.Array, info: PropertyInfo, tz: str | None, owners: Owners | None) -> _Column:
+def _column_values(arr: pa.Array, info: PropertyInfo, tz: str | None, owners: Owners | None,
+                   as_python: bool = True) -> _Column:
     """A column as Python strings, with the problems of its values (checked in Arrow)."""
     if pa.types.is_null(arr.type):
         return _Column([None] * len(arr), {}, 0)
@@ -232,10 +234,10 @@ def _column_values(arr: pa.Array, info: PropertyInfo, tz: str | None, owners: Ow
                         else f"{originals[i]} was not a valid datetime for {prop}: use epoch milliseconds or ISO-8601")
                 bad[i] = Problem(ErrorType.INVALID_TIMESTAMP, hint, prop, originals[i])
         naive = typed_naive or int(pc.sum(converted.naive).as_py() or 0)
-        return _Column(converted.values.to_pylist(), bad, naive,
+        return _Column(converted.values.to_pylist() if as_python else [], bad, naive,
                        converted.naive if not typed_naive else pc.is_valid(original))
     checked = check_column(arr, info, owners)
-    return _Column(checked.values.to_pylist(), checked.problems, 0)
+    return _Column(checked.values.to_pylist() if as_python else [], checked.problems, 0)
 
 
 def id_strings(arr: pa.Array) -> pa.Array:
@@ -280,8 +282,11 @@ def association_values(table: pa.RecordBatch | pa.Table, targets: Sequence[Targe
 
 
 def map_chunk(chunk: SourceChunk, column_map: ColumnMap, schema: Schema, tz: str | None = None,
-              targets: Sequence[Target] = ()) -> MappedChunk:
-    """Map every row of a chunk; rows that cannot be sent get a FailedRow with every problem found."""
+              targets: Sequence[Target] = (), *, values: bool = True) -> MappedChunk:
+    """Map every row of a chunk; rows that cannot be sent get a FailedRow with every problem found.
+
+    `values=False` (a dry run) checks every value but builds no per-row properties: each
+    row that would be sent gets the same empty dict."""
     table = chunk.table
     n = table.num_rows
     ids_arr = column_map.ids_of(table)
@@ -292,7 +297,7 @@ def map_chunk(chunk: SourceChunk, column_map: ColumnMap, schema: Schema, tz: str
     names: list[str] = []
     columns: list[list[str | None]] = []
     for col, prop in column_map.property_pairs:
-        column = _column_values(table.column(col), schema.info(prop), tz, schema.owners)
+        column = _column_values(table.column(col), schema.info(prop), tz, schema.owners, values)
         for i, problem in column.bad.items():
             problems.setdefault(i, []).append(problem)
         if column.naive and column.naive_rows is not None:
@@ -315,11 +320,14 @@ def map_chunk(chunk: SourceChunk, column_map: ColumnMap, schema: Schema, tz: str
     failures = {i: local_failure(found) for i, found in problems.items()}
 
     # Empty or null: the property is left out of that input.
-    properties: list[dict[str, str] | None] = (
-        [{k: v for k, v in zip(names, row, strict=True) if v} for row in zip(*columns, strict=True)]
-        if columns
-        else [{} for _ in range(n)]
-    )
+    properties: list[dict[str, str] | None]
+    if not values:
+        nothing: dict[str, str] = {}
+        properties = [nothing] * n
+    elif columns:
+        properties = [{k: v for k, v in zip(names, row, strict=True) if v} for row in zip(*columns, strict=True)]
+    else:
+        properties = [{} for _ in range(n)]
     for i in failures:
         properties[i] = None
     line_numbers: list[int | None] = (
@@ -334,6 +342,7 @@ def map_chunk(chunk: SourceChunk, column_map: ColumnMap, schema: Schema, tz: str
         failures=failures,
         naive_rows=pc.indices_nonzero(naive_rows).to_pylist() if naive_rows is not None else [],
         links=association_values(table, targets) if targets else None,
+        id_array=ids_arr,
     )
 
 

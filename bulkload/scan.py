@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
+import pyarrow as pa
 import pyarrow.compute as pc
 
 from bulkload.errors import SourceError
@@ -24,6 +25,7 @@ from bulkload.source import Fingerprint, Source, SourceChunk
 
 DUP_BITS = 1 << 27  # 16 MiB; ~0.75 % false alarms at 1M ids
 DUP_FLUSH = 10_000  # maybe-repeated ids held before they go to the journal
+FEW_REPEATED = 100_000  # repeated ids the send pass holds in memory (beyond: the bit set only)
 SCAN_CHUNK_ROWS = 16_384
 
 
@@ -46,6 +48,29 @@ class BitSet:
     def __contains__(self, value: str) -> bool:
         h = hash(value) & self._mask
         return bool(self._bits[h >> 3] & (1 << (h & 7)))
+
+    def add_all(self, values: Sequence[str], rows: Sequence[int], seen: dict[str, int]) -> None:
+        """`add` each value; those already set go into `seen` with their row. (The loop
+        runs once per row of the file: written out, without a call per value.)"""
+        bits, mask = self._bits, self._mask
+        for row, value in zip(rows, values, strict=True):
+            h = hash(value) & mask
+            bit = 1 << (h & 7)
+            if bits[h >> 3] & bit:
+                seen[value] = row
+            else:
+                bits[h >> 3] |= bit
+
+    def among(self, values: Sequence[str | None]) -> list[str]:
+        """The values whose bit is set (None skipped), in order."""
+        bits, mask = self._bits, self._mask
+        out = []
+        for value in values:
+            if value is not None:
+                h = hash(value) & mask
+                if bits[h >> 3] & (1 << (h & 7)):
+                    out.append(value)
+        return out
 
 
 @dataclass(frozen=True)
@@ -88,10 +113,7 @@ def scan_source(
         keep_rows = pc.filter(rows, present).to_pylist()
         keep_ids = pc.filter(ids, present).to_pylist()
         with_id += len(keep_rows)
-        add = seen.add
-        for row, id_value in zip(keep_rows, keep_ids, strict=True):
-            if add(id_value):
-                maybe_repeated[id_value] = row
+        seen.add_all(keep_ids, keep_rows, maybe_repeated)
         if len(maybe_repeated) >= DUP_FLUSH:
             sink(maybe_repeated)
             maybe_repeated = {}
@@ -116,14 +138,25 @@ class RepeatedIds:
     def __init__(self, ids: Iterator[str], lookup: Callable[[Sequence[str]], Mapping[str, int]]) -> None:
         self._bits = BitSet()
         self._any = False
+        # A few repeated ids (the common case) are also held as an Arrow set, so that a
+        # chunk is matched against them by one kernel rather than a hash per row in Python.
+        few: list[str] | None = []
         for id_value in ids:
             self._bits.add(id_value)
             self._any = True
+            if few is not None:
+                few.append(id_value)
+                if len(few) > FEW_REPEATED:
+                    few = None
+        self._few = pa.array(few, pa.string()) if few else None
         self._lookup = lookup
 
-    def __call__(self, ids: Sequence[str | None]) -> Mapping[str, int]:
+    def __call__(self, ids: Sequence[str | None], arrow_ids: pa.Array | None = None) -> Mapping[str, int]:
         if not self._any:
             return {}
-        bits = self._bits
-        candidates = [v for v in ids if v is not None and v in bits]
+        if self._few is not None and arrow_ids is not None:
+            hit = pc.fill_null(pc.is_in(arrow_ids, value_set=self._few), False)
+            candidates = pc.filter(arrow_ids, hit).to_pylist() if pc.any(hit).as_py() else []
+        else:
+            candidates = self._bits.among(ids)
         return self._lookup(candidates) if candidates else {}

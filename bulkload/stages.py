@@ -66,6 +66,7 @@ class SourceStage:
     config: JobConfig
     expect: Fingerprint | None = None
     links: AssociationStep | None = None
+    values: bool = True  # False (a dry run): check every value, build no inputs to send
 
     def batches(self, schema: Schema) -> Iterator[BatchPlan]:
         self.column_map.check_against(schema, self.config.object_type)
@@ -77,6 +78,7 @@ class SourceStage:
             next_batch_no=prefix_no + 1,
             known=journal.known_batches(after=prefix_no),
             winners=RepeatedIds(journal.iter_superseding_ids(), journal.superseding_rows),
+            count_only=not self.values,
         )
         # Start reading at the last finished batch of the prefix rather than at the top:
         # the rows before it are done and need not even be parsed (trim drops the rest).
@@ -91,7 +93,7 @@ class SourceStage:
             trimmed = trim(chunk, prefix_row)
             if trimmed is not None:
                 yield from chunker.feed(map_chunk(trimmed, self.column_map, schema, self.config.timezone,
-                                                  self.config.associations))
+                                                  self.config.associations, values=self.values))
         yield from chunker.finish()
 
     def record(self, journal: Journal, run_no: int, outcomes: list[BatchResult], claims: list[BatchPlan],

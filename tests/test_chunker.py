@@ -52,7 +52,7 @@ def test_superseded_rows_are_never_sent() -> None:
     # "c" is a false alarm of the scan's bit set: seen once, its one row is its last row.
     dups = {"a": 3, "b": 5, "c": 4}
     batches = plan(Chunker(batch_size=2, id_property="external_call_id",
-                           winners=lambda ids: {i: dups[i] for i in ids if i in dups}), mapped(ids))
+                           winners=lambda ids, _=None: {i: dups[i] for i in ids if i in dups}), mapped(ids))
     sent = [(i["id"], i["objectWriteTraceId"]) for b in batches for i in b.inputs]
     assert sent == [("a", "3"), ("c", "4"), ("b", "5")]
     assert [s.row_number for b in batches for s in b.superseded] == [1, 2]
@@ -102,10 +102,10 @@ def test_rows_that_are_not_sent_do_not_pile_up_in_one_batch() -> None:
     ids = [f"id{i % 50}" for i in range(100)]
     winners = {f"id{k}": 51 + k for k in range(50)}
     batches = plan(Chunker(batch_size=100, id_property="external_call_id", max_rows=100,
-                           winners=lambda got: {i: winners[i] for i in got if i in winners}), mapped(ids))
+                           winners=lambda got, _=None: {i: winners[i] for i in got if i in winners}), mapped(ids))
     assert all(b.n_rows <= 100 for b in batches)
     chunker = Chunker(batch_size=10, id_property="external_call_id", max_rows=20,
-                      winners=lambda got: {i: winners[i] for i in got if i in winners})
+                      winners=lambda got, _=None: {i: winners[i] for i in got if i in winners})
     small = plan(chunker, mapped(ids))
     assert max(b.n_rows for b in small) <= 20
     assert sum(len(b.superseded) for b in small) == 50 and sum(len(b.inputs) for b in small) == 50
