@@ -111,7 +111,7 @@ class HealthReads:
 
     def eventful_batches(self, limit: int) -> list[BatchEvents]:
         """The batches that were split, retried, answered 429 or sent again, most eventful first."""
-        return [BatchEvents(*(r[:9]), r[9], r[10], int(r[11])) for r in self.db.execute(
+        return [BatchEvents(*r) for r in self.db.execute(
             "SELECT batch_no, first_row, last_row, status, requests, splits, retries, rate_limited, attempts,"
             f" http_status, duration_ms, num_errors FROM batches WHERE {_EVENTFUL}"
             " ORDER BY splits + retries + rate_limited + attempts DESC, batch_no LIMIT ?", [limit])]
