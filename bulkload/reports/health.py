@@ -229,8 +229,8 @@ def _card_rows(journal: Journal, job: JobInfo, budget: _Budget) -> tuple[dict[st
         if e.problems is None:
             by_cat[e.category if e.category in known else Category.OTHER.value] = None
         else:
-            for problem in _problems_of(e):
-                by_cat.setdefault(category_of(str(problem.get("errorType") or "")).value, problem)
+            for item in _problems_of(e):
+                by_cat.setdefault(category_of(str(item.get("errorType") or "")).value, item)
         for cat, problem in by_cat.items():
             counts[cat] += 1
             if len(shown[cat]) >= TABLE_ROWS:
