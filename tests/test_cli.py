@@ -124,7 +124,7 @@ LAYERS: list[set[str]] = [
     {"errors", "taxonomy", "models"},  # plain data and the error tree
     {"config"},
     {"source", "mapping", "convert", "chunker", "scan", "budget", "hubspot", "sender"},  # the stages
-    {"journal", "associations", "stages", "replay", "corrections", "reports", "status"},  # around the journal
+    {"journal", "associations", "stages", "replay", "corrections", "reports", "status", "notify"},  # around the journal
     {"pipeline", "dryrun"},  # the one run loop
     {"api", "__init__"},  # the library's face
     {"cli", "views", "demo", "terminal", "__main__"},  # the command line
