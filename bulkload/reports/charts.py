@@ -205,7 +205,8 @@ def build_timeline(ticks: Sequence[Tick], runs: Sequence[RunRow], *, limit_per_1
                 gw = max(2.0, (g1 - g0) / bucket * bar_w)
                 bands.append(Band(round(gx, 2), round(gw, 2), f"paused for {duration_text(g1 - g0)}", True))
     axis = _thin(axis + _inner_ticks(positions, bucket, bar_w), min_gap=90.0)
-    axis.append((round(x, 2), _clock(spans[-1][1] + bucket)))
+    if not axis or x - axis[-1][0] >= 90.0:  # the end of the last window, where it has room
+        axis.append((round(x, 2), _clock(spans[-1][1] + bucket)))
     return Timeline(bucket_seconds=bucket, bars=bars, bands=bands, marks=marks, ticks=axis, limit=limit,
                     limit_y=y_of(limit) if limit else None, y_max=y_max, peak=peak)
 
