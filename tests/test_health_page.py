@@ -307,3 +307,11 @@ def test_a_long_timeline_merges_windows_and_scales_the_limit() -> None:
 
 def test_no_ticks_no_timeline() -> None:
     assert build_timeline([], [], limit_per_10s=None).empty
+
+
+def test_a_limit_far_above_the_requests_does_not_flatten_the_bars() -> None:
+    t0 = 1_700_000_000
+    tl = build_timeline([Tick(t0 + 10 * k, 50, 0, 0, 0) for k in range(5)], _runs((t0, t0 + 50)),
+                        limit_per_10s=1_000_000)
+    assert tl.limit_y is None and tl.limit == 1_000_000
+    assert tl.y_max < 100 and all(b.h > 100 for b in tl.bars)

@@ -160,7 +160,10 @@ def build_timeline(ticks: Sequence[Tick], runs: Sequence[RunRow], *, limit_per_1
     bar_w = (WIDTH - breaks * BREAK_WIDTH) / max(MIN_BARS, n_bars)
     limit = limit_per_10s * bucket / 10 if limit_per_10s else None
     peak = max(acc[0] for acc in merged.values())
-    y_max = max(peak, int(limit or 0)) or 1
+    # A limit far above what was sent (a --rate of 1,000,000/10) would flatten the bars to
+    # nothing: the chart then scales to the requests and says the limit in words.
+    limit_on_chart = limit is not None and limit <= 3 * peak
+    y_max = max(peak, int(limit or 0) if limit_on_chart else 0) or 1
     y_max = int(y_max * 1.1) + 1
     base = HEIGHT - BOTTOM
     scale = (base - TOP) / y_max
@@ -208,7 +211,7 @@ def build_timeline(ticks: Sequence[Tick], runs: Sequence[RunRow], *, limit_per_1
     if not axis or x - axis[-1][0] >= 90.0:  # the end of the last window, where it has room
         axis.append((round(x, 2), _clock(spans[-1][1] + bucket)))
     return Timeline(bucket_seconds=bucket, bars=bars, bands=bands, marks=marks, ticks=axis, limit=limit,
-                    limit_y=y_of(limit) if limit else None, y_max=y_max, peak=peak)
+                    limit_y=y_of(limit) if limit is not None and limit_on_chart else None, y_max=y_max, peak=peak)
 
 
 def _join_overlaps(spans: list[tuple[int, int]], bucket: int) -> list[tuple[int, int]]:
