@@ -162,7 +162,7 @@ def build_timeline(ticks: Sequence[Tick], runs: Sequence[RunRow], *, limit_per_1
     peak = max(acc[0] for acc in merged.values())
     # A limit far above what was sent (a --rate of 1,000,000/10) would flatten the bars to
     # nothing: the chart then scales to the requests and says the limit in words.
-    limit_on_chart = limit is not None and limit <= 3 * peak
+    limit_on_chart = limit is not None and limit <= 20 * peak
     y_max = max(peak, int(limit or 0) if limit_on_chart else 0) or 1
     y_max = int(y_max * 1.1) + 1
     base = HEIGHT - BOTTOM
