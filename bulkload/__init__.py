@@ -7,6 +7,7 @@ journaled in SQLite so that every job resumes, retries and reports its failed ro
     status["rows"]        # {"total", "upserted", "created", "updated", "failed", "superseded", "pending"}
     bulkload.retry(status["job_id"], corrected="fixed.csv", token="pat-...")
     bulkload.report(status["job_id"], format="jsonl", output="failed.jsonl")
+    bulkload.report(status["job_id"], format="html")   # the job's health page, one offline file
 
 Each function returns what `bulkload status --json` prints (a dict, with `exit_code` for
 the ones that run a job) and raises the exceptions of `bulkload.errors`, whose
@@ -68,6 +69,7 @@ def load(
     delimiter: str | None = None,
     timezone: str | None = None,
     batch_size: int = 100,
+    notify: str | None = None,
     **tuning: Any,
 ) -> dict[str, Any]:
     """Load `source` into HubSpot, upserting `object_type` records by `id_property`.
@@ -76,6 +78,7 @@ def load(
     `[columns]` table; `associate` lists `COLUMN=OBJECT.PROPERTY` (e.g.
     `contact_email=contacts.email`), over its `[associations]` table. Runs to the end or to a resumable stop (which raises). Returns the
     job's status, with `exit_code` 0 (every row landed) or 1 (some rows failed).
+    `notify`: a webhook URL POSTed once when the job finishes, pauses or stops.
     """
     from bulkload import api as _api
 
@@ -88,30 +91,31 @@ def load(
                        timezone=timezone, associations=parse_associations(list(links.values())))
     Tuning.from_choices(tuning)
     result = _api.load(config, _connection(token, base_url), job_dir=Path(job_dir) if job_dir else default_job_dir(),
-                       job_id=job_id, tuning=tuning)
+                       job_id=job_id, tuning=tuning, notify=notify)
     return _api.status(result.job_id, job_dir=result.journal.parent) | {"exit_code": result.exit_code}
 
 
 def resume(job_id: str, *, job_dir: _PathLike | None = None, token: str | None = None, base_url: str | None = None,
-           **tuning: Any) -> dict[str, Any]:
+           notify: str | None = None, **tuning: Any) -> dict[str, Any]:
     """Continue a job where it stopped (found by id from any directory); its status, with `exit_code`."""
     from bulkload import api as _api
 
     result = _api.resume(job_id, _connection(token, base_url), job_dir=Path(job_dir) if job_dir else None,
-                         tuning=tuning)
+                         tuning=tuning, notify=notify)
     return _api.status(result.job_id, job_dir=result.journal.parent) | {"exit_code": result.exit_code}
 
 
 def retry(job_id: str, *, job_dir: _PathLike | None = None, error_types: Sequence[str] = (),
           corrected: _PathLike | None = None, token: str | None = None, base_url: str | None = None,
-          **tuning: Any) -> dict[str, Any]:
+          notify: str | None = None, **tuning: Any) -> dict[str, Any]:
     """Send a job's failed rows again (from a corrected file if given); its status, with
     `exit_code` and what the retry did (`retry`)."""
     from bulkload import api as _api
     from bulkload.pipeline import exit_code_of
 
     stats, st = _api.retry(job_id, _connection(token, base_url), job_dir=Path(job_dir) if job_dir else None,
-                           error_types=error_types, corrected=Path(corrected) if corrected else None, tuning=tuning)
+                           error_types=error_types, corrected=Path(corrected) if corrected else None, tuning=tuning,
+                           notify=notify)
     return st | {"retry": stats.to_dict(), "exit_code": exit_code_of(st)}
 
 
@@ -124,10 +128,17 @@ def status(job_id: str, *, job_dir: _PathLike | None = None) -> dict[str, Any]:
 
 def report(job_id: str, *, job_dir: _PathLike | None = None, format: str = "csv", output: _PathLike | None = None,
            error_types: Sequence[str] = (), include_resolved: bool = False) -> dict[str, Any]:
-    """Write a job's failed-rows report (csv, jsonl or parquet; default beside the journal)."""
+    """Write a job's failed-rows report (csv, jsonl or parquet; default beside the journal),
+    or with `format="html"` its health page (JOB_ID.health.html: one offline file)."""
     from bulkload import api as _api
     from bulkload import reports as reporting
 
+    if format == "html":
+        from bulkload.reports.html import write_page
+
+        with _api.open_journal(Path(job_dir) if job_dir else None, job_id) as journal:
+            page = write_page(journal, Path(output) if output else None)
+        return {"path": str(page.path), "format": "html", "bytes": page.bytes, "failed_rows": page.failed_rows}
     with _api.open_journal(Path(job_dir) if job_dir else None, job_id) as journal:
         written = reporting.write_report(journal, format, Path(output) if output else None,  # type: ignore[arg-type]
                                          error_types=list(error_types), include_resolved=include_resolved)

@@ -36,6 +36,7 @@ from bulkload.journal import (
 from bulkload.journal.locate import default_dir_or
 from bulkload.mapping import ColumnMap, resolve_columns
 from bulkload.models import FINISHED_STATES
+from bulkload.notify import Notifier, exit_code_for, is_crash, notifying
 from bulkload.pipeline import RunResult, Runtime, exit_code_of, make_client, make_limiter, run
 from bulkload.replay import ReplayStage, RetryStats
 from bulkload.scan import SCAN_CHUNK_ROWS, scan_source
@@ -74,9 +75,14 @@ def load(
     job_id: str | None = None,
     tuning: TuningArg = None,
     runtime: Runtime | None = None,
+    notify: str | Notifier | None = None,
 ) -> RunResult:
-    """Create a job for `config.source` and run it to the end (or to a resumable stop)."""
+    """Create a job for `config.source` and run it to the end (or to a resumable stop).
+
+    `notify`: a webhook URL POSTed once when the run ends, if the job exists by then
+    (a refusal that leaves no job behind notifies nobody)."""
     rt = runtime or Runtime()
+    notifier = Notifier.of(notify)
     in_force, choices = merge_tuning({}, tuning_choices(tuning))
     source = open_source(config.source, config.source_format, delimiter=config.delimiter)
     # The delimiter detected is kept with the job: every resume reads the file the same way.
@@ -98,6 +104,8 @@ def load(
             raise InputError(f"cannot create the journal in {job_dir}: {e.strerror or e}") from None
         remember_job_dir(job_dir)
         keep = False
+        code: int | None = None
+        crashed = False
         try:
             journal.create_job(
                 job_id=job_id, object_type=config.object_type, id_property=config.id_property,
@@ -109,15 +117,21 @@ def load(
             fp = _scan(journal, source, column_map)
             keep = True
             stage = SourceStage("load", journal, source, column_map, config, expect=fp, links=_links(journal, config))
-            return run(journal, stage, config=config, conn=conn, tuning=in_force, choices=choices, rt=rt)
-        except InputError:
+            result = run(journal, stage, config=config, conn=conn, tuning=in_force, choices=choices, rt=rt)
+            code = result.exit_code
+            return result
+        except InputError as e:
             # Unusable input and nothing written: no job to resume, so no journal left behind.
             keep = keep and _landed_any(journal)
+            code = e.exit_code
             raise
-        except BaseException:
+        except BaseException as e:
             keep = True
+            code, crashed = exit_code_for(e), is_crash(e)
             raise
         finally:
+            if keep and notifier is not None and code is not None:
+                notifier.send(journal, code, crashed=crashed)  # never raises
             journal.close()
             if not keep:
                 for p in journal_files(path):
@@ -174,22 +188,32 @@ def resume(
     job_dir: Path | None = None,
     tuning: TuningArg = None,
     runtime: Runtime | None = None,
+    notify: str | Notifier | None = None,
 ) -> RunResult:
-    """Continue a job: skip finished batches, re-send unrecorded ones, go on to the end."""
+    """Continue a job: skip finished batches, re-send unrecorded ones, go on to the end.
+
+    `notify`: a webhook URL POSTed once when the run ends (also when the job was finished
+    already, or the resume is refused after the job was found, e.g. a changed source)."""
     rt = runtime or Runtime()
+    notifier = Notifier.of(notify)
     path = find_journal(job_id, job_dir)
     with job_lock(path, "resume"), Journal.open(path, writable=True, checkpoint=rt.checkpoint) as journal:
         job = _job_or_hint(journal)
-        if job.state in FINISHED_STATES:
-            counts = journal.counts()
-            return RunResult(job.job_id, job.state, exit_code_of(counts), counts, journal.path)
-        source, config, fp = check_source(journal)
-        column_map = column_map_of(source, config)
-        if not job.scan_complete:
-            fp = _scan(journal, source, column_map)
-        in_force, choices = merge_tuning(job.tuning, tuning_choices(tuning))
-        stage = SourceStage("resume", journal, source, column_map, config, expect=fp, links=_links(journal, config))
-        return run(journal, stage, config=config, conn=conn, tuning=in_force, choices=choices, rt=rt)
+        with notifying(notifier, journal) as outcome:
+            if job.state in FINISHED_STATES:
+                counts = journal.counts()
+                outcome.exit_code = exit_code_of(counts)
+                return RunResult(job.job_id, job.state, outcome.exit_code, counts, journal.path)
+            source, config, fp = check_source(journal)
+            column_map = column_map_of(source, config)
+            if not job.scan_complete:
+                fp = _scan(journal, source, column_map)
+            in_force, choices = merge_tuning(job.tuning, tuning_choices(tuning))
+            stage = SourceStage("resume", journal, source, column_map, config, expect=fp,
+                                links=_links(journal, config))
+            result = run(journal, stage, config=config, conn=conn, tuning=in_force, choices=choices, rt=rt)
+            outcome.exit_code = result.exit_code
+            return result
 
 
 def _job_or_hint(journal: Journal) -> Any:
@@ -211,30 +235,43 @@ def retry(
     corrected: Path | None = None,
     tuning: TuningArg = None,
     runtime: Runtime | None = None,
+    notify: str | Notifier | None = None,
 ) -> tuple[RetryStats, dict[str, Any]]:
-    """Re-send a job's failed rows; returns (what the retry did, the job's status afterwards)."""
+    """Re-send a job's failed rows; returns (what the retry did, the job's status afterwards).
+
+    `notify`: a webhook URL POSTed once when the retry ends."""
     rt = runtime or Runtime()
+    notifier = Notifier.of(notify)
     path = find_journal(job_id, job_dir)
     with job_lock(path, "retry"), Journal.open(path, writable=True, checkpoint=rt.checkpoint) as journal:
         job = _job_or_hint(journal)
-        config = JobConfig.from_dict(job.config)
-        column_map = resolve_columns(job.columns, config.id_property, config.columns, config.associations,
-                                     config.object_type)
-        types = [t.strip() for group in error_types for t in group.split(",") if t.strip()]
-        stage = ReplayStage(journal, config, column_map, list(job.columns), types, corrected,
-                            links=_links(journal, config))
-        selected = stage.select()
-        corrected_links = journal.correct_pairs(stage.link_fixes) if stage.link_fixes else 0
-        # Failed associations are tried again (the contact may exist now), unless the retry
-        # is limited to error types that are not about associations.
-        reopened = journal.reopen_failed_pairs() if config.associations and _about_links(types) else 0
-        if selected or reopened or corrected_links:
-            in_force, choices = merge_tuning(job.tuning, tuning_choices(tuning))
-            run(journal, stage, config=config, conn=conn, tuning=in_force, choices=choices, rt=rt)
-        st = status_of(journal)
-        stage.stats.associations_retried = reopened + corrected_links
-        stage.stats.associations_failed = int(st.get("associations", {}).get("failed", 0))
-        return stage.stats, st
+        with notifying(notifier, journal) as outcome:
+            stats, st = _retry(journal, job, conn, error_types, corrected, tuning, rt)
+            outcome.exit_code = exit_code_of(st)
+            return stats, st
+
+
+def _retry(journal: Journal, job: Any, conn: Connection, error_types: Sequence[str], corrected: Path | None,
+           tuning: TuningArg, rt: Runtime) -> tuple[RetryStats, dict[str, Any]]:
+    """The retry itself, with the job locked and its journal open."""
+    config = JobConfig.from_dict(job.config)
+    column_map = resolve_columns(job.columns, config.id_property, config.columns, config.associations,
+                                 config.object_type)
+    types = [t.strip() for group in error_types for t in group.split(",") if t.strip()]
+    stage = ReplayStage(journal, config, column_map, list(job.columns), types, corrected,
+                        links=_links(journal, config))
+    selected = stage.select()
+    corrected_links = journal.correct_pairs(stage.link_fixes) if stage.link_fixes else 0
+    # Failed associations are tried again (the contact may exist now), unless the retry
+    # is limited to error types that are not about associations.
+    reopened = journal.reopen_failed_pairs() if config.associations and _about_links(types) else 0
+    if selected or reopened or corrected_links:
+        in_force, choices = merge_tuning(job.tuning, tuning_choices(tuning))
+        run(journal, stage, config=config, conn=conn, tuning=in_force, choices=choices, rt=rt)
+    st = status_of(journal)
+    stage.stats.associations_retried = reopened + corrected_links
+    stage.stats.associations_failed = int(st.get("associations", {}).get("failed", 0))
+    return stage.stats, st
 
 
 def prune_jobs(*, job_dir: Path | None = None, all_dirs: bool = False) -> list[str]:

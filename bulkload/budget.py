@@ -40,6 +40,7 @@ class UsageMeter:
         self._calls: dict[str, int] = {}
         self._limited: dict[str, int] = {}
         self._retries: dict[str, int] = {}
+        self._server_errors: dict[str, int] = {}
         self._last_rate: dict[str, Any] | None = None
         self._refresh_at = 0.0
         self._base = 0  # calls in the journal over the last 24 h, at the last refresh
@@ -90,6 +91,8 @@ class UsageMeter:
         with self._lock:
             if status == 429:
                 self._limited[kind] = self._limited.get(kind, 0) + 1
+            elif status is not None and status >= 500:
+                self._server_errors[kind] = self._server_errors.get(kind, 0) + 1
             if rate is not None:
                 self._last_rate = {k: getattr(rate, k) for k in ("max", "remaining", "interval_ms", "daily",
                                                                   "daily_remaining")}
@@ -107,4 +110,12 @@ class UsageMeter:
             self._calls, self._limited, self._retries, self._last_rate = {}, {}, {}, None
             self._base += self._pending
             self._pending = 0
+        return out
+
+    def take_server_errors(self) -> dict[str, int]:
+        """The 5xx answers by kind since the last call, for the health page's timeline (one
+        counted between `take` and this goes with this turn's calls or the next's, which a
+        10-second timeline cannot tell apart)."""
+        with self._lock:
+            out, self._server_errors = self._server_errors, {}
         return out

@@ -48,6 +48,13 @@ JOB_DIR = click.option(
          "an existing job is also found by its id from any directory.",
 )
 
+NOTIFY = click.option(
+    "--notify", "notify", default=None, metavar="URL",
+    help="POST one JSON object to URL when the job finishes, pauses or stops (state, exit code, rows, "
+         "errors by category, resume command; never the token or row data). A Slack incoming-webhook URL "
+         "also gets a text line. A failing webhook is logged in the journal and changes nothing else.",
+)
+
 
 # ---- errors, once ------------------------------------------------------------------------------
 
@@ -237,6 +244,7 @@ def cli() -> None:
 @click.option("--batch-size", type=click.IntRange(1, MAX_BATCH_SIZE), default=MAX_BATCH_SIZE, show_default=True,
               help="Inputs per upsert request.")
 @click.option("--dry-run", is_flag=True, help="Read, map and check the file locally; send nothing.")
+@NOTIFY
 @tuning_options
 def load(source: Path, id_property: str, object_type: str, api_version: str, job_dir: Path | None,
          job_id: str | None,
@@ -245,7 +253,8 @@ def load(source: Path, id_property: str, object_type: str, api_version: str, job
          timezone: str | None, batch_size: int, dry_run: bool, concurrency: int | None, rate: str | None,
          daily_budget: int | None,
          timeout: float | None, max_attempts: int | None, base_url: str | None, token_file: Path | None,
-         as_json: bool, no_progress: bool) -> None:
+         as_json: bool, no_progress: bool,
+         notify: str | None = None) -> None:
     """Load SOURCE (CSV or Parquet) into HubSpot, upserting by --id-property.
 
     \b
@@ -284,17 +293,20 @@ def load(source: Path, id_property: str, object_type: str, api_version: str, job
     from bulkload.config import default_job_dir
 
     target = job_dir if job_dir is not None else default_job_dir()
-    _run_job(lambda rt: api.load(config, conn, job_dir=target, job_id=job_id, tuning=choices, runtime=rt),
+    _run_job(lambda rt: api.load(config, conn, job_dir=target, job_id=job_id, tuning=choices, runtime=rt,
+                                 notify=notify),
              _hint_for(job_id, target), as_json, no_progress, "load")
 
 
 @cli.command()
 @click.argument("job_id")
 @JOB_DIR
+@NOTIFY
 @tuning_options
 def resume(job_id: str, job_dir: Path | None, concurrency: int | None, rate: str | None,
            daily_budget: int | None, timeout: float | None, max_attempts: int | None, base_url: str | None,
-           token_file: Path | None, as_json: bool, no_progress: bool) -> None:
+           token_file: Path | None, as_json: bool, no_progress: bool,
+           notify: str | None = None) -> None:
     """Continue JOB_ID where it stopped: finished batches are skipped, unrecorded ones re-sent.
 
     The source file must be the one the job started on (size and content hash are checked).
@@ -304,7 +316,7 @@ def resume(job_id: str, job_dir: Path | None, concurrency: int | None, rate: str
     choices = _choices(concurrency=concurrency, rate=rate, daily_budget=daily_budget, timeout=timeout,
                        max_attempts=max_attempts)
     conn = resolve_connection(base_url, token_file)
-    _run_job(lambda rt: api.resume(job_id, conn, job_dir=job_dir, tuning=choices, runtime=rt),
+    _run_job(lambda rt: api.resume(job_id, conn, job_dir=job_dir, tuning=choices, runtime=rt, notify=notify),
              _hint_for(job_id, job_dir), as_json, no_progress, "resume")
 
 
@@ -366,11 +378,13 @@ def jobs(job_dir: Path | None, all_dirs: bool, prune: bool, as_json: bool) -> No
               metavar="CORRECTED_FILE",
               help="Take the rows from a corrected CSV/Parquet file (e.g. the report's CSV, edited), matched by "
                    "id value, or by bulkload_rowNumber where the id was missing or wrong.")
+@NOTIFY
 @tuning_options
 def retry(job_id: str, job_dir: Path | None, error_types: tuple[str, ...], corrected: Path | None,
           concurrency: int | None, rate: str | None, daily_budget: int | None, timeout: float | None,
           max_attempts: int | None, base_url: str | None, token_file: Path | None, as_json: bool,
-          no_progress: bool) -> None:
+          no_progress: bool,
+          notify: str | None = None) -> None:
     """Re-send JOB_ID's failed rows in batches of up to 100.
 
     A success marks the row's error resolved; a new failure replaces it.
@@ -386,7 +400,7 @@ def retry(job_id: str, job_dir: Path | None, error_types: tuple[str, ...], corre
     rt = _runtime(no_progress, "retry")
     with graceful_signals(rt.stop, _hint_for(job_id, job_dir), rt.stop_reason):
         stats, st = api.retry(job_id, conn, job_dir=job_dir, error_types=error_types, corrected=corrected,
-                              tuning=choices, runtime=rt)
+                              tuning=choices, runtime=rt, notify=notify)
     code = exit_code_of(st)
     if as_json:
         click.echo(json.dumps({"job_id": job_id, "retry": stats.to_dict(), "rows": st["rows"],
@@ -420,8 +434,10 @@ def retry(job_id: str, job_dir: Path | None, error_types: tuple[str, ...], corre
 @cli.command()
 @click.argument("job_id")
 @JOB_DIR
-@click.option("--format", "fmt", type=click.Choice(["csv", "jsonl", "parquet"]), default="csv", show_default=True,
-              help="csv is a corrected-file template: source columns first, then bulkload_ error columns.")
+@click.option("--format", "fmt", type=click.Choice(["csv", "jsonl", "parquet", "html"]), default="csv",
+              show_default=True,
+              help="csv is a corrected-file template: source columns first, then bulkload_ error columns. "
+                   "html is the job's health page, one offline file (JOB_ID.health.html).")
 @click.option("-o", "--output", type=click.Path(path_type=Path), default=None,
               help="Where to write: a file, a directory, or - for standard output "
                    "(default: beside the journal, JOB_ID.failed-rows.EXT).")
@@ -449,6 +465,11 @@ def report(job_id: str, job_dir: Path | None, fmt: str, output: Path | None, err
     from bulkload.status import job_dir_flag
 
     types = [t for group in error_types for t in group.split(",") if t.strip()]
+    if fmt == "html":
+        _health_page(job_id, job_dir, output, as_json, {"--error-type": bool(types), "--limit": limit is not None,
+                                                        "--include-resolved": include_resolved, "--after": after,
+                                                        "--summary": show_summary, "--upserted": upserted})
+        return
     with api.open_journal(job_dir, job_id) as journal:
         if show_summary:
             cards, superseded = reporting.summary(journal)
@@ -478,6 +499,26 @@ def report(job_id: str, job_dir: Path | None, fmt: str, output: Path | None, err
         return
     click.echo(reporting.describe_written(written, filtered=bool(types) or include_resolved, job_dir_flag=flag,
                                           limit=limit))
+
+
+def _health_page(job_id: str, job_dir: Path | None, output: Path | None, as_json: bool,
+                 others: dict[str, object]) -> None:
+    """`report --format html`: the page shows the whole job, so the row filters do not apply."""
+    given = [flag for flag, value in others.items() if value]
+    if given:
+        raise click.UsageError(f"--format html writes the whole job's page; it takes no {', '.join(given)}")
+    from bulkload.reports import STDOUT
+    from bulkload.reports.html import write_page
+
+    with api.open_journal(job_dir, job_id) as journal:
+        written = write_page(journal, output)
+    if output == STDOUT:
+        return
+    if as_json:
+        click.echo(json.dumps({"path": str(written.path), "format": "html", "bytes": written.bytes,
+                               "failed_rows": written.failed_rows, "cards": written.cards}))
+        return
+    click.echo(f"Health page written to {written.path} ({written.bytes / 1024:,.0f} KB): open it in a browser")
 
 
 @cli.command()

@@ -98,10 +98,22 @@ def run_demo(job_dir: Path, *, keep_running: bool, echo: Callable[[str], None]) 
         echo(f"  {prog} report {job_ref} --format jsonl -o -")
         echo(f"  {prog} report {job_ref} --upserted --format csv -o -    # each call's HubSpot id and contacts")
         echo(f"  {prog} retry {job_ref} --from {shlex.quote(str(template.resolve()))}")
+        echo(f"  {prog} report {job_ref} --format html     # the job's health page, one offline file")
         if not keep_running:
             echo(f"The sandbox stops with the demo: `{prog} demo --keep-running` keeps it up for the retry.")
-        else:
+        page = demo_page(result.job_id, job_dir)
+        echo("")
+        echo(f"The job's health page (open it in a browser; it works offline): {page}")
+        if keep_running:
             echo(f"\nsandbox still running on {sandbox.base_url} (Ctrl-C to stop)")
             with contextlib.suppress(KeyboardInterrupt):
                 threading.Event().wait()
     return EXIT_OK
+
+
+def demo_page(job_id: str, job_dir: Path) -> Path:
+    """Write the job's health page beside its journal; its path."""
+    from bulkload.reports.html import write_page
+
+    with api.open_journal(job_dir, job_id) as journal:
+        return write_page(journal).path

@@ -195,7 +195,7 @@ def _place(plan: BatchPlan, failures: list[FailedRow]) -> list[FailedRow]:
 def _turn(stage: Stage, journal: Journal, run_no: int, outcomes: list[BatchResult], claims: list[BatchPlan],
           closed: list[BatchPlan], meter: UsageMeter, wall: float, links: list[LinkResult]) -> None:
     calls, limited, retries, rate = meter.take()
-    usage = Usage(calls, limited, retries, wall, rate)
+    usage = Usage(calls, limited, retries, wall, rate, meter.take_server_errors())
     try:
         stage.record(journal, run_no, outcomes, claims, closed, usage, links)
     except sqlite3.Error as e:

@@ -127,7 +127,8 @@ LAYERS: list[set[str]] = [
     {"errors", "taxonomy", "models", "objects"},  # plain data and the error tree
     {"config"},
     {"source", "mapping", "convert", "checks", "chunker", "scan", "budget", "hubspot", "sender"},  # the stages
-    {"journal", "portal", "associations", "stages", "replay", "corrections", "reports", "status"},  # around the journal
+    {"journal", "portal", "associations", "stages", "replay", "corrections", "reports", "status",
+     "notify"},  # around the journal
     {"pipeline", "dryrun"},  # the one run loop
     {"api", "__init__"},  # the library's face
     {"cli", "views", "demo", "terminal", "__main__"},  # the command line

@@ -121,7 +121,7 @@ def test_every_command_the_demo_and_status_print_runs_as_pasted(tmp_path: Path) 
             assert time.monotonic() < deadline and demo.poll() is None, out
             out += demo.stdout.readline()
         commands, export = _demo_commands(out)
-        assert [c.split()[1] for c in commands] == ["status", "report", "report", "retry"]
+        assert [c.split()[1] for c in commands] == ["status", "report", "report", "retry", "report"]
         for command in commands:
             # Pasted as printed, into a shell, from another directory, with the printed environment.
             done = subprocess.run(["bash", "-c", f"{export}\n{command}"], cwd=other, env=env, capture_output=True,

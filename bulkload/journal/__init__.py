@@ -7,6 +7,7 @@ This package is the only code that speaks SQL. Its modules:
 - `writes`: the transitions, verb-named, one transaction each (its docstring lists them
   in the order that makes a kill at any instant safe).
 - `reads`: every query, and the one definition of a current error.
+- `health`: the queries of the health page and the notifications (aggregates, capped lists).
 - `locate`: job dirs, journal names, the per-user index of job dirs, the job lock.
 
 States are readable strings, so a journal can be inspected with `sqlite3` or datasette.
@@ -21,6 +22,7 @@ from types import TracebackType
 import sqlite_utils
 
 from bulkload.errors import JobNotFound
+from bulkload.journal.health import BatchEvents, HealthReads, NoticeRow, RunRow, Tick
 from bulkload.journal.locate import (
     JOURNAL_SUFFIX,
     ensure_job_dir,
@@ -41,12 +43,16 @@ from bulkload.journal.writes import BatchResult, LinkResult, Usage, Writes, now_
 __all__ = [
     "JOURNAL_SUFFIX",
     "SCHEMA_VERSION",
+    "BatchEvents",
     "BatchResult",
     "ErrorRow",
     "JobRow",
     "Journal",
     "LinkResult",
+    "NoticeRow",
     "ReplayRow",
+    "RunRow",
+    "Tick",
     "Usage",
     "WarningRow",
     "ensure_job_dir",
@@ -63,7 +69,7 @@ __all__ = [
 ]
 
 
-class Journal(Reads, Writes):
+class Journal(Reads, HealthReads, Writes):
     """One job's journal. Open with `Journal.create` or `Journal.open`."""
 
     def __init__(self, path: Path, db: sqlite_utils.Database, *, writable: bool,

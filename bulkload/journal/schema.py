@@ -214,6 +214,33 @@ MIGRATIONS: list[str] = [
         read_at TEXT NOT NULL
     ) WITHOUT ROWID;
     """,
+    # 6: the health page and notifications.
+    # - api_ticks: API calls per 10 seconds (all kinds), with the 429s, the 5xx answers
+    #   and the retries, for the page's timeline against HubSpot's 10-second window
+    #   (api_calls keeps minutes by kind, for the daily budget). tick = unix seconds // 10.
+    # - notices: each --notify POST: when, which event, where to (scheme and host only: a
+    #   webhook URL such as Slack's holds a secret), and whether it was taken. A failed
+    #   webhook is recorded here and changes nothing else.
+    """
+    CREATE TABLE api_ticks (
+        tick INTEGER PRIMARY KEY,
+        calls INTEGER NOT NULL DEFAULT 0,
+        rate_limited INTEGER NOT NULL DEFAULT 0,
+        server_errors INTEGER NOT NULL DEFAULT 0,
+        retries INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE TABLE notices (
+        notice_no INTEGER PRIMARY KEY,
+        at TEXT NOT NULL,
+        event TEXT NOT NULL,
+        state TEXT NOT NULL,
+        exit_code INTEGER,
+        target TEXT NOT NULL,
+        outcome TEXT NOT NULL,
+        http_status INTEGER,
+        error TEXT
+    );
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

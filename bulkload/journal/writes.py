@@ -21,6 +21,7 @@ SIGKILL at any instant safe. These are the ones production calls:
 - `keep_portal`: what the portal said at the start of a run (its schema, its owners, or
   that it refused to say), kept for the checks of a later `retry`.
 - `pause`, `finish_job`, `finish_run`: how a run ends.
+- `record_notice`: a `--notify` webhook was called (or failed) once the run ended.
 
 After each committed transition `checkpoint(name)` is called: a test seam that lets a
 test "crash" between any two of them (as dlt's dummy destination does).
@@ -86,9 +87,11 @@ class Usage:
     retries: dict[str, int] = field(default_factory=dict)
     at: float = 0.0  # epoch seconds
     last_rate: dict[str, Any] | None = None
+    server_errors: dict[str, int] = field(default_factory=dict)  # 5xx answers
 
     def __bool__(self) -> bool:
-        counted = (*self.calls.values(), *self.rate_limited.values(), *self.retries.values())
+        counted = (*self.calls.values(), *self.rate_limited.values(), *self.retries.values(),
+                   *self.server_errors.values())
         return bool(any(counted) or self.last_rate)
 
 
@@ -499,8 +502,37 @@ class Writes:
                 " rate_limited = rate_limited + excluded.rate_limited, retries = retries + excluded.retries",
                 [minute, kind, calls, limited, retries],
             )
+        self._add_tick(usage)
         if usage.last_rate:
             self.db.execute("UPDATE job SET last_rate = ? WHERE id = 1", [_json(usage.last_rate)])
+
+    def _add_tick(self, usage: Usage) -> None:
+        """The same calls per 10 seconds, all kinds together: the health page's timeline.
+        A turn is at most a fraction of a second long, so its wall time places its calls."""
+        counts = [sum(d.values()) for d in (usage.calls, usage.rate_limited, usage.server_errors, usage.retries)]
+        if not any(counts):
+            return
+        self.db.conn.execute(
+            "INSERT INTO api_ticks(tick, calls, rate_limited, server_errors, retries) VALUES (?,?,?,?,?)"
+            " ON CONFLICT(tick) DO UPDATE SET calls = calls + excluded.calls,"
+            " rate_limited = rate_limited + excluded.rate_limited,"
+            " server_errors = server_errors + excluded.server_errors, retries = retries + excluded.retries",
+            [int(usage.at // 10), *counts],
+        )
+
+    # ---- notifications ------------------------------------------------------------------------
+
+    def record_notice(self, *, event: str, state: str, exit_code: int | None, target: str, outcome: str,
+                      http_status: int | None = None, error: str | None = None) -> None:
+        """A --notify POST was made (outcome `sent`) or failed (`failed`, with why). `target`
+        is the webhook's scheme and host only: its path may be a secret."""
+        with self.db.atomic():
+            self.db.execute(
+                "INSERT INTO notices(at, event, state, exit_code, target, outcome, http_status, error)"
+                " VALUES (?,?,?,?,?,?,?,?)",
+                [now_iso(), event, state, exit_code, target, outcome, http_status, error],
+            )
+        self._checkpoint("record_notice")
 
     # ---- not a transition of a run: for tests and tools ----------------------------------------
 
