@@ -24,21 +24,13 @@ from bulkload.checks import Owners, PropertyInfo, check_column, not_emails
 from bulkload.convert import DATETIME_TYPES, datetimes, format_utc, sendable, typed_to_strings
 from bulkload.errors import MappingError, SourceError
 from bulkload.models import FailedRow, Problem, Target
-from bulkload.objects import default_properties, keys_without_unique_value
+from bulkload.objects import FALLBACK_TYPES, default_properties, keys_without_unique_value
 from bulkload.source import SourceChunk
 from bulkload.taxonomy import ErrorType
 
 # Already what HubSpot emits: sent through untouched, skipping the Python parser.
 
 
-# Used when the properties API cannot be read and bulkload knows no defaults of the
-# object: enough to know which values are datetimes.
-FALLBACK_TYPES: dict[str, str] = {
-    "hs_timestamp": "datetime",
-    "hs_createdate": "datetime",
-    "hs_lastmodifieddate": "datetime",
-    "hs_call_duration": "number",
-}
 
 SchemaSource = Literal["portal", "kept", "defaults", "types"]
 

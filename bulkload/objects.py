@@ -38,6 +38,18 @@ REQUIRED_ON_CREATE: dict[str, tuple[str, ...]] = {
 }
 
 
+# Used when the properties API cannot be read: enough to know which values are datetimes
+# (HubSpot's activities all time-stamp by hs_timestamp), to convert them as HubSpot wants.
+FALLBACK_TYPES: dict[str, str] = {
+    "hs_timestamp": "datetime",
+    "hs_createdate": "datetime",
+    "hs_lastmodifieddate": "datetime",
+    "createdate": "datetime",
+    "lastmodifieddate": "datetime",
+    "hs_call_duration": "number",
+}
+
+
 def canonical(object_type: str) -> str:
     """`contact`, `Contacts` and `0-1` -> `contacts`; anything else (a custom object's
     name or `2-123456`) as given."""
