@@ -32,12 +32,10 @@ from pathlib import Path
 from typing import Any
 
 from bulkload.config import (
-    JobConfig,
+    DEFAULT_API_VERSION,
     Tuning,
     default_job_dir,
-    parse_associations,
-    read_map_associations,
-    read_map_file,
+    define_job,
     resolve_connection,
 )
 from bulkload.errors import BulkloadError
@@ -58,6 +56,7 @@ def load(
     *,
     id_property: str,
     object_type: str = "calls",
+    api_version: str = DEFAULT_API_VERSION,
     job_dir: _PathLike | None = None,
     job_id: str | None = None,
     token: str | None = None,
@@ -82,13 +81,9 @@ def load(
     """
     from bulkload import api as _api
 
-    mapping = read_map_file(Path(map_file)) if map_file else {}
-    mapping.update(columns or {})
-    links = {t.column: str(t) for t in (read_map_associations(Path(map_file)) if map_file else ())}
-    links.update({t.column: str(t) for t in parse_associations(list(associate))})
-    config = JobConfig(source=Path(source), id_property=id_property, object_type=object_type,
-                       source_format=source_format, columns=mapping, batch_size=batch_size, delimiter=delimiter,
-                       timezone=timezone, associations=parse_associations(list(links.values())))
+    config = define_job(Path(source), id_property=id_property, object_type=object_type, api_version=api_version,
+                        map_file=Path(map_file) if map_file else None, columns=columns, associate=associate,
+                        source_format=source_format, delimiter=delimiter, timezone=timezone, batch_size=batch_size)
     Tuning.from_choices(tuning)
     result = _api.load(config, _connection(token, base_url), job_dir=Path(job_dir) if job_dir else default_job_dir(),
                        job_id=job_id, tuning=tuning, notify=notify)

@@ -26,15 +26,11 @@ from bulkload.config import (
     MAX_CONCURRENCY,
     MAX_TIMEOUT,
     Connection,
-    JobConfig,
-    parse_associations,
+    define_job,
     parse_column_overrides,
-    read_map_associations,
-    read_map_file,
     resolve_connection,
 )
 from bulkload.errors import AuthError, BulkloadError, InputError, Interrupted, StopResumable
-from bulkload.objects import canonical
 from bulkload.pipeline import RunResult, Runtime, exit_code_of
 from bulkload.terminal import ShownProgress, graceful_signals
 
@@ -263,15 +259,9 @@ def load(source: Path, id_property: str, object_type: str, api_version: str, job
       bulkload load calls.csv --id-property external_call_id --column "Call ID=external_call_id"
     """
     _json_mode(as_json)
-    mapping = read_map_file(map_file) if map_file else {}
-    mapping.update(parse_column_overrides(columns))
-    # A flag overrides the mapping file's [associations] for the same column.
-    links = {t.column: str(t) for t in (read_map_associations(map_file) if map_file else ())}
-    links.update({t.column: str(t) for t in parse_associations(associate)})
-    config = JobConfig(source=source, id_property=id_property, object_type=canonical(object_type),
-                       api_version=api_version,
-                       source_format=source_format, columns=mapping, batch_size=batch_size, delimiter=delimiter,
-                       timezone=timezone, associations=parse_associations(list(links.values())))
+    config = define_job(source, id_property=id_property, object_type=object_type, api_version=api_version,
+                        map_file=map_file, columns=parse_column_overrides(columns), associate=associate,
+                        source_format=source_format, delimiter=delimiter, timezone=timezone, batch_size=batch_size)
     choices = _choices(concurrency=concurrency, rate=rate, daily_budget=daily_budget, timeout=timeout,
                        max_attempts=max_attempts)
     from bulkload.config import Tuning

@@ -23,6 +23,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from bulkload.errors import InputError
 from bulkload.models import Target
+from bulkload.objects import canonical
 
 DEFAULT_BASE_URL = "https://api.hubapi.com"
 DEFAULT_OBJECT_TYPE = "calls"
@@ -180,6 +181,24 @@ class JobConfig:
             timezone=d.get("timezone"),
             associations=tuple(parse_association(a) for a in d.get("associations") or ()),
         )
+
+
+def define_job(
+    source: Path, *, id_property: str, object_type: str = DEFAULT_OBJECT_TYPE,
+    api_version: str = DEFAULT_API_VERSION, map_file: Path | None = None, columns: Mapping[str, str] | None = None,
+    associate: Sequence[str] = (), source_format: str | None = None, delimiter: str | None = None,
+    timezone: str | None = None, batch_size: int = MAX_BATCH_SIZE,
+) -> JobConfig:
+    """A job's definition from what a user gives (the CLI's flags, the library's keywords):
+    `columns` over the map file's `[columns]`, `associate` over its `[associations]` (for
+    the same column), the object by any of its names."""
+    mapping = read_map_file(map_file) if map_file else {}
+    mapping.update(columns or {})
+    links = {t.column: str(t) for t in (read_map_associations(map_file) if map_file else ())}
+    links.update({t.column: str(t) for t in parse_associations(list(associate))})
+    return JobConfig(source=source, id_property=id_property, object_type=canonical(object_type),
+                     api_version=api_version, source_format=source_format, columns=mapping, batch_size=batch_size,
+                     delimiter=delimiter, timezone=timezone, associations=parse_associations(list(links.values())))
 
 
 _ASSOCIATION = re.compile(r"\s*(?P<column>[^=]+?)\s*=\s*(?P<object>[A-Za-z0-9_-]+)\.(?P<prop>[A-Za-z0-9_]+)\s*")
