@@ -123,7 +123,7 @@ def test_a_job_id_cannot_be_reused(sandbox: SandboxServer, tmp_path: Path) -> No
 LAYERS: list[set[str]] = [
     {"errors", "taxonomy", "models"},  # plain data and the error tree
     {"config"},
-    {"source", "mapping", "convert", "chunker", "scan", "budget", "hubspot", "sender"},  # the stages
+    {"source", "mapping", "convert", "chunker", "scan", "budget", "hubspot", "isolation", "sender"},  # the stages
     {"journal", "associations", "stages", "replay", "corrections", "reports", "status"},  # around the journal
     {"pipeline", "dryrun"},  # the one run loop
     {"api", "__init__"},  # the library's face

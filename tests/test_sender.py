@@ -368,7 +368,7 @@ def test_auth_errors_stop_after_exactly_one_request(status: int) -> None:
 
 
 def test_the_daily_budget_hook_stops_before_sending() -> None:
-    fake = FakeHubSpot(bad={"call-001"})
+    fake = FakeHubSpot(bad={"call-001"}, mode="409")  # names no value: bisected
     with pytest.raises(QuotaExhausted):
         send(fake, make_inputs(10, bad={1}), hooks=Recorder(allow=2))
     assert fake.requests == 2
@@ -401,7 +401,8 @@ def test_bisection_lands_every_good_input_and_isolates_each_bad_one(
 ) -> None:
     inputs = make_inputs(100, bad=bad)
     fake = FakeHubSpot(bad={f"call-{i:03d}" for i in bad}, mode=mode)
-    outcome, _ = send(fake, inputs)
+    # Every input bad and none named: bisected to the end only when told to (split_share=1).
+    outcome, _ = send(fake, inputs, policy=RetryPolicy(split_share=1.0))
 
     assert_each_input_once(outcome, inputs)
     assert len(fake.records) == 100 - len(bad)  # every good input landed
