@@ -193,8 +193,8 @@ class IsolationLedger:
         n = 0
         if top:
             (error_type, _, name), n = top[0]
-            seen = f"; most of the {sum(counts.values())} isolated failed with {error_type}" + (
-                f" on {name}" if name else "") + f" ({n})"
+            seen = f"; {sum(counts.values())} isolated so far, {n} of them with {error_type}" + (
+                f" on {name}" if name else "")
         cause_text = (
             f"HubSpot rejects whole batches and names no {noun[:-1]}: isolating the bad {noun} took "
             f"{self.split_requests} of the run's {self.requests} requests, the most it may "
