@@ -7,11 +7,13 @@ is bad. A cause every row shares (a portal validation rule, a property made requ
 would so spend about two requests a row, days of quota over a million rows, to learn one
 thing n times. This ledger bounds that:
 
-- Split requests are the requests sent only because a batch was rejected: the halves of
-  a bisection, the rest of a group re-sent without the inputs an answer named. A run may
-  spend at most `share` of its requests on them (20 % by default), or `floor`, whichever
-  is more, so that a small job can still isolate a few bad rows (one costs about
-  2 * log2(100) = 14 in a batch of 100). Reaching that stops the run: SplitBudgetSpent.
+- Split requests are the halves of a bisection: requests sent only to narrow down
+  inputs an answer did not name. A run may spend at most `share` of its requests on them
+  (20 % by default), or `floor`, whichever is more, so that a small job can still isolate
+  a few bad rows (one costs about 2 * log2(100) = 14 in a batch of 100). Reaching that
+  stops the run: SplitBudgetSpent. (The rest of a group re-sent after an answer named its
+  bad inputs or values is not a split request: each follows a request that isolated at
+  least one input, so there are never more of them than failed rows.)
 - A systematic cause: at least `after` inputs isolated by bisection (each alone in a
   request HubSpot rejected without naming it) failed with one cause, the same errorType,
   HubSpot code and property, and they are at least `systematic_share` of every input that

@@ -246,8 +246,10 @@ class Sender:
 
     def _land(self, object_type: str, group: list[UpsertInput], run: _Run, resends_left: int, depth: int = 0,
               *, split: bool = False) -> None:
-        """Send `group`, `depth` bisections below its batch; `split`: this request is sent
-        only because HubSpot rejected a batch (it counts against the split budget)."""
+        """Send `group`, `depth` bisections below its batch; `split`: this request is one
+        half of a bisection (it counts against the split budget). The rest of a group re-sent
+        after its answer named the bad inputs or values does not: each such request follows
+        one that isolated at least one input, so they are never more than the failed rows."""
         if split:
             self.isolation.before_split("upsert")
         try:
@@ -274,7 +276,7 @@ class Sender:
             if self._fail_refused(response.unattributed, unanswered, run):
                 rest = [i for i in unanswered if trace_id_of(i) not in run.failures]
                 if rest:
-                    self._land(object_type, rest, run, resends_left, depth, split=True)
+                    self._land(object_type, rest, run, resends_left, depth)
                 return
             # Errors that name no input: halve the inputs they may belong to until each
             # error stands with its one input (read_upsert_answer pairs them then), as a
@@ -334,14 +336,14 @@ class Sender:
             run.failures.update(named)
             rest = [i for i in group if trace_id_of(i) not in named]
             if rest:
-                self._land(object_type, rest, run, resends_left, depth, split=True)
+                self._land(object_type, rest, run, resends_left, depth)
             return
         if self._fail_refused(rejected.failures, group, run):
             # The body names the invalid value: the inputs carrying it are isolated by
             # their value; the rest goes again whole.
             rest = [i for i in group if trace_id_of(i) not in run.failures]
             if rest:
-                self._land(object_type, rest, run, resends_left, depth, split=True)
+                self._land(object_type, rest, run, resends_left, depth)
             return
         # Left half first: should a group ever hold the same id twice, the later
         # row is written last and wins, as the source order says it should.
