@@ -185,7 +185,7 @@ def run_alone(path: Path, rows: int, concurrency: int, jitter_ms: int, target: f
     share, windows = window_share(c)
     ok = share >= target and load.limited / max(1, load.requests) < 0.005
     return [Row(f"bulkload alone, +-{jitter_ms} ms", rows, load.seconds, load.requests, load.limited, share,
-                target=f">= {target:.1%}, < 0.5 % 429", met=ok, note=f"{windows} windows")]
+                target=f">= {target * 100:.1f} %, < 0.5 % 429", met=ok, note=f"{windows} windows")]
 
 
 def run_two_loads(path: Path, rows: int, concurrency: int) -> list[Row]:

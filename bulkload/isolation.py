@@ -22,7 +22,9 @@ thing n times. This ledger bounds that:
   by one, a rule is, and bisecting on would cost 2n - 1 requests a batch to say the same
   thing again. That stops the run: SystematicRejection, with the cause and the fix.
   A file whose bad rows are a minority (a tenth of the rows miss a conditionally required
-  value) never qualifies: bisection lands nine rows for each one it isolates.
+  value) never qualifies: bisection lands nine rows for each one it isolates. One batch
+  whose rows all fail one way can qualify on its own; bisecting it to the end (199
+  requests) would spend the split budget of a young run anyway.
 - Refused values: the (property, value) pairs a rejection named as invalid (HubSpot's
   "Property values were not valid: [...]" names the value). Every later input carrying
   one fails the same way without being sent (same property, same value, same verdict).
@@ -203,7 +205,8 @@ class IsolationLedger:
             f"({self.share:.0%}, at least {self.floor}){seen}. The {noun} not yet isolated are pending."
         )
         fix = ("Look at what failed so far (bulkload report), fix the cause in HubSpot or in the file, then resume; "
-               "a job that must isolate every row whatever it costs can be resumed with split_share=1.")
+               "to isolate every row whatever it costs, resume with split_share=1 "
+               "(bulkload.resume(JOB_ID, split_share=1)).")
         return SplitBudgetSpent(cause_text, fix, error_type=error_type, property_name=name, isolated=n,
                                 split_requests=self.split_requests, requests=self.requests)
 
