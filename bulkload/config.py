@@ -39,6 +39,16 @@ MAX_TIMEOUT = 3600.0
 DEFAULT_MAX_ATTEMPTS = 8  # tries of one request through transient failures, the first included
 DEFAULT_MAX_OUTAGE = 300.0  # seconds of failing before the job pauses (exit 75)
 MAX_CONCURRENCY = 64
+# Isolating rejected inputs (see bulkload.isolation): requests sent only because HubSpot
+# rejected a batch whole may be at most this share of the requests a run spends, or
+# DEFAULT_SPLIT_FLOOR, whichever is more (a small job can still isolate a few bad rows:
+# one bad input costs about 2*log2(100) = 14 of them in a batch of 100).
+DEFAULT_SPLIT_SHARE = 0.2
+DEFAULT_SPLIT_FLOOR = 50
+# A systematic cause: at least this many inputs isolated by bisection failed one way, and
+# they are at least this share of every input bisection resolved.
+SYSTEMATIC_AFTER = 10
+SYSTEMATIC_SHARE = 0.9
 
 
 def check_timezone(name: str | None) -> str | None:
@@ -84,6 +94,9 @@ class Tuning:
     timeout: float = DEFAULT_TIMEOUT
     max_attempts: int = DEFAULT_MAX_ATTEMPTS
     max_outage_seconds: float = DEFAULT_MAX_OUTAGE
+    # The share of requests a run may spend isolating rejected inputs; 1 isolates every
+    # row whatever it costs and never stops on a systematic cause.
+    split_share: float = DEFAULT_SPLIT_SHARE
 
     def __post_init__(self) -> None:
         if not 1 <= self.concurrency <= MAX_CONCURRENCY:
@@ -96,6 +109,8 @@ class Tuning:
             raise InputError("--max-attempts must be at least 1")
         if not (math.isfinite(self.max_outage_seconds) and self.max_outage_seconds > 0):
             raise InputError("the outage time must be a positive number of seconds")
+        if not (isinstance(self.split_share, int | float) and 0.0 <= self.split_share <= 1.0):
+            raise InputError(f"the split share must be between 0 and 1 (got {self.split_share!r})")
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)

@@ -19,7 +19,8 @@ catches `BulkloadError` once and exits with `exit_code`, as click's own exceptio
     │   ├── ApiUnavailable        transient failures outlasted the retry budget
     │   ├── SourceModified        the file changed between the scan and the send pass
     │   ├── JournalWriteFailed    the journal cannot be written (disk full, I/O error)
-    │   └── SystematicRejection   every row fails the same way: a cause to fix in the portal
+    │   └── SystematicRejection   rejected rows fail one way: a cause to fix, not rows to fail
+    │       └── SplitBudgetSpent  isolating rejected rows reached its share of the requests
     ├── AuthError                 exit 77: 401 / 403; the job is paused, not failed
     └── HubSpotError              a protocol-level answer (see bulkload.hubspot.exceptions)
         └── ...                   RequestRejected: about the request, not an input
@@ -123,8 +124,34 @@ class JournalWriteFailed(StopResumable):
     """The journal could not be written (disk full, I/O error); what it holds is consistent."""
 
 
+# Between a pause's cause and its fix in the reason the journal keeps (`status` shows both).
+FIX_MARKER = " Fix: "
+
+
 class SystematicRejection(StopResumable):
-    """Every input isolated so far fails the same way: a portal rule, not the rows."""
+    """HubSpot rejects batches whole and the inputs isolated so far all fail one way: a
+    portal rule (or a mapping), not the rows. The run stops instead of bisecting on; the
+    rows not yet isolated stay pending, so `resume` sends them once the cause is fixed.
+
+    `cause` says what was seen, `fix` what to do; str() is both, as the pause reason.
+    """
+
+    def __init__(self, cause: str, fix: str, *, error_type: str | None = None,
+                 property_name: str | None = None, isolated: int = 0, split_requests: int = 0,
+                 requests: int = 0) -> None:
+        super().__init__(f"{cause}{FIX_MARKER}{fix}")
+        self.cause = cause
+        self.fix = fix
+        self.error_type = error_type
+        self.property_name = property_name
+        self.isolated = isolated  # inputs isolated with this cause, this run
+        self.split_requests = split_requests  # requests spent isolating, this run
+        self.requests = requests  # every request of this run
+
+
+class SplitBudgetSpent(SystematicRejection):
+    """Isolating rejected inputs reached its share of the requests the run spent (the
+    `split_share` tuning); the rows not yet isolated stay pending."""
 
 
 class AuthError(BulkloadError):

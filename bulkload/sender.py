@@ -14,10 +14,17 @@ properties read, lookups) through the same loop. On the way it:
   with Interrupted when the stop event is set while it waits, and lets RequestRejected
   (an answer about the request, not an input) through for the pipeline to stop on;
 - splits a batch HubSpot rejected whole (400/409) until each bad input stands alone, so
-  every good input still lands (about 2*log2(n) extra requests per bad input);
+  every good input still lands (about 2*log2(n) extra requests per bad input); when the
+  answer names the invalid value ("Property values were not valid: [...]" does), the
+  inputs carrying it fail at once and the rest is re-sent whole, and later batches
+  carrying a value HubSpot refused fail it without being sent;
 - splits the inputs a partial answer left unaccounted for when it carried errors that
   name no input, until each such error stands with its one input; inputs an answer
-  simply did not mention are sent again, a bounded number of times.
+  simply did not mention are sent again, a bounded number of times;
+- bounds what isolating costs (bulkload.isolation): split requests stay within a share of
+  the run's requests, and a cause that isolation shows every row shares stops the run.
+  Both raise SystematicRejection (exit 75): the batch is unrecorded, its rows pending,
+  and no row is failed that was not isolated.
 
 Nothing here knows the journal: the pipeline records the outcome. When the sender
 raises, nothing of the batch is recorded and it is sent again on resume; upsert keyed
@@ -35,13 +42,22 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Protocol, TypeVar
 
-from bulkload.config import DEFAULT_MAX_ATTEMPTS, DEFAULT_MAX_OUTAGE, Tuning
+from bulkload.config import (
+    DEFAULT_MAX_ATTEMPTS,
+    DEFAULT_MAX_OUTAGE,
+    DEFAULT_SPLIT_FLOOR,
+    DEFAULT_SPLIT_SHARE,
+    SYSTEMATIC_AFTER,
+    SYSTEMATIC_SHARE,
+    Tuning,
+)
 from bulkload.errors import ApiUnavailable, AuthError, Interrupted, QuotaExhausted
 from bulkload.hubspot.client import Reply, UpsertResponse
 from bulkload.hubspot.exceptions import BatchRejected, RateLimited, RequestRejected, TransientError
 from bulkload.hubspot.linking import AssociateAnswer, Pair, ReadAnswer
 from bulkload.hubspot.ratelimit import RateLimiter, RateLimitInfo
-from bulkload.hubspot.responses import unknown_failure, with_input
+from bulkload.hubspot.responses import fail_by_value, refused_values, unknown_failure, with_input
+from bulkload.isolation import IsolationLedger
 from bulkload.models import BatchOutcome, FailedRow, Landed, UpsertInput, trace_id_of
 from bulkload.taxonomy import ErrorType
 
@@ -70,10 +86,21 @@ class RetryPolicy:
     cap: float = 60.0
     locked_wait: float = 2.0  # HubSpot: "Locks will last for 2 seconds"
     missing_resends: int = 2  # resends of inputs an answer did not mention
+    # Isolating rejected inputs (bulkload.isolation): the split budget and what a
+    # systematic cause is.
+    split_share: float = DEFAULT_SPLIT_SHARE
+    split_floor: int = DEFAULT_SPLIT_FLOOR
+    systematic_after: int = SYSTEMATIC_AFTER
+    systematic_share: float = SYSTEMATIC_SHARE
 
     @classmethod
     def of(cls, tuning: Tuning) -> RetryPolicy:
-        return cls(max_attempts=tuning.max_attempts, max_outage_seconds=tuning.max_outage_seconds)
+        return cls(max_attempts=tuning.max_attempts, max_outage_seconds=tuning.max_outage_seconds,
+                   split_share=tuning.split_share)
+
+    def ledger(self) -> IsolationLedger:
+        return IsolationLedger(share=self.split_share, floor=self.split_floor, after=self.systematic_after,
+                               systematic_share=self.systematic_share)
 
 
 class SendHooks(Protocol):
@@ -174,6 +201,8 @@ class Sender:
         self._hooks: SendHooks = hooks or NoHooks()
         self._now = now
         self._notice = notice  # what a wait is for, shown by the progress display
+        # What isolating rejected inputs has cost and shown in this run, across threads.
+        self.isolation = self._policy.ledger()
 
     # --- any request ----------------------------------------------------------------
 
@@ -187,13 +216,21 @@ class Sender:
     def send(self, object_type: str, inputs: Sequence[UpsertInput]) -> BatchOutcome:
         """Upsert `inputs`; every input ends up once in landed or failures.
 
-        Raises AuthError, QuotaExhausted, ApiUnavailable, Interrupted or RequestRejected;
-        then nothing of the batch should be recorded.
+        Raises AuthError, QuotaExhausted, ApiUnavailable, Interrupted, RequestRejected or
+        SystematicRejection; then nothing of the batch should be recorded.
         """
         started = self._clock()
         run = _Run()
         if inputs:
-            self._land(object_type, list(inputs), run, self._policy.missing_resends)
+            self.isolation.check()
+            group = list(inputs)
+            known = self.isolation.refused_inputs(group)
+            if known:
+                # Values HubSpot refused earlier in this run: failed as it said, not sent.
+                run.failures.update(known)
+                group = [i for i in group if trace_id_of(i) not in known]
+            if group:
+                self._land(object_type, group, run, self._policy.missing_resends)
         self._credit_unpaired(run)
         order = [trace_id_of(i) for i in inputs]
         return BatchOutcome(
@@ -207,16 +244,25 @@ class Sender:
             elapsed=self._clock() - started,
         )
 
-    def _land(self, object_type: str, group: list[UpsertInput], run: _Run, resends_left: int) -> None:
+    def _land(self, object_type: str, group: list[UpsertInput], run: _Run, resends_left: int, depth: int = 0,
+              *, split: bool = False) -> None:
+        """Send `group`, `depth` bisections below its batch; `split`: this request is one
+        half of a bisection (it counts against the split budget). The rest of a group re-sent
+        after its answer named the bad inputs or values does not: each such request follows
+        one that isolated at least one input, so they are never more than the failed rows."""
+        if split:
+            self.isolation.before_split("upsert")
         try:
             response = self._request("upsert", lambda: self._client.upsert_batch(object_type, group), run)
         except BatchRejected as rejected:
             run.status = run.status or rejected.status
-            self._split(object_type, group, rejected, run, resends_left)
+            self._split(object_type, group, rejected, run, resends_left, depth)
             return
         run.status = run.status or response.http_status
         for landed in response.successes:
             run.landed[landed.trace_id] = landed
+        if depth:
+            self.isolation.cleared("upsert", len(response.successes))
         for failure in response.failures:
             if failure.trace_id is not None:
                 run.failures[failure.trace_id] = failure
@@ -227,22 +273,29 @@ class Sender:
         missing = set(response.missing)
         unanswered = [i for i in group if trace_id_of(i) in missing]
         if response.unattributed and len(unanswered) > 1:
+            if self._fail_refused(response.unattributed, unanswered, run):
+                rest = [i for i in unanswered if trace_id_of(i) not in run.failures]
+                if rest:
+                    self._land(object_type, rest, run, resends_left, depth)
+                return
             # Errors that name no input: halve the inputs they may belong to until each
             # error stands with its one input (read_upsert_answer pairs them then), as a
             # rejected batch is halved.
             run.splits += 1
             middle = len(unanswered) // 2
-            self._land(object_type, unanswered[:middle], run, resends_left)
-            self._land(object_type, unanswered[middle:], run, resends_left)
+            self._land(object_type, unanswered[:middle], run, resends_left, depth + 1, split=True)
+            self._land(object_type, unanswered[middle:], run, resends_left, depth + 1, split=True)
             return
         if resends_left > 0:
             log.info("resending %d inputs HubSpot's answer did not account for", len(unanswered))
-            self._land(object_type, unanswered, run, resends_left - 1)
+            self._land(object_type, unanswered, run, resends_left - 1, depth)
             return
         for inp in unanswered:
             trace = trace_id_of(inp)
             if response.unattributed:  # alone, and still an error that names nothing: it is this one's
                 run.failures[trace] = with_input(response.unattributed[0], inp)
+                if depth:
+                    self.isolation.isolated("upsert", run.failures[trace])
                 continue
             run.failures[trace] = unknown_failure(
                 trace,
@@ -251,19 +304,24 @@ class Sender:
                 response.http_status,
             )
 
-    def _split(
-        self, object_type: str, group: list[UpsertInput], rejected: BatchRejected, run: _Run, resends_left: int
-    ) -> None:
-        """A rejected group: record the culprit if it stands alone, else narrow it down."""
+    def _split(self, object_type: str, group: list[UpsertInput], rejected: BatchRejected, run: _Run,
+               resends_left: int, depth: int) -> None:
+        """A rejected group: record the culprit if it stands alone, else narrow it down:
+        by the inputs the answer names, else by the values it names, else by halving."""
         if len(group) == 1:
             inp = group[0]
             trace = trace_id_of(inp)
             failure = rejected.attributed.get(trace)
             if failure is None and rejected.failures:
                 failure = with_input(rejected.failures[0], inp)
-            run.failures[trace] = failure or unknown_failure(
+            run.failures[trace] = failure = failure or unknown_failure(
                 trace, rejected.message, rejected.status, correlation_id=rejected.correlation_id
             )
+            refused = refused_values(rejected.failures, group)
+            if refused:
+                self.isolation.refuse(refused)  # its value is at fault: later inputs with it fail unsent
+            elif depth:
+                self.isolation.isolated("upsert", failure)  # evidence of a cause; may stop the run
             return
         traces = {trace_id_of(i) for i in group}
         named = {
@@ -272,18 +330,36 @@ class Sender:
             if t in traces and f.error_type != ErrorType.DUPLICATE_ID_IN_SOURCE
         }
         run.splits += 1
-        if named and len(named) < len(group):
+        if named:
             # The body says which inputs are at fault: record them and resend the
             # rest at once, which is cheaper than bisecting towards them.
             run.failures.update(named)
             rest = [i for i in group if trace_id_of(i) not in named]
-            self._land(object_type, rest, run, resends_left)
+            if rest:
+                self._land(object_type, rest, run, resends_left, depth)
+            return
+        if self._fail_refused(rejected.failures, group, run):
+            # The body names the invalid value: the inputs carrying it are isolated by
+            # their value; the rest goes again whole.
+            rest = [i for i in group if trace_id_of(i) not in run.failures]
+            if rest:
+                self._land(object_type, rest, run, resends_left, depth)
             return
         # Left half first: should a group ever hold the same id twice, the later
         # row is written last and wins, as the source order says it should.
         middle = len(group) // 2
-        self._land(object_type, group[:middle], run, resends_left)
-        self._land(object_type, group[middle:], run, resends_left)
+        self._land(object_type, group[:middle], run, resends_left, depth + 1, split=True)
+        self._land(object_type, group[middle:], run, resends_left, depth + 1, split=True)
+
+    def _fail_refused(self, failures: Sequence[FailedRow], group: list[UpsertInput], run: _Run) -> bool:
+        """Fail the inputs of `group` that carry a value `failures` name as invalid, and
+        remember the values for the rest of the run. False when they name none it carries."""
+        refused = refused_values(failures, group)
+        if not refused:
+            return False
+        self.isolation.refuse(refused)
+        run.failures.update(fail_by_value(refused, group))
+        return True
 
     @staticmethod
     def _credit_unpaired(run: _Run) -> None:
@@ -310,40 +386,51 @@ class Sender:
         """Associate `pairs` with HubSpot's default type; every pair ends made or failed.
 
         A batch HubSpot rejects whole, or answers with errors that name no pair, is split
-        until each failure stands with its pair, as an upsert batch is."""
+        until each failure stands with its pair, as an upsert batch is, under the same
+        split budget; a cause every pair shares stops the run (SystematicRejection), the
+        pairs not yet made staying pending."""
         out = LinkOutcome()
+        self.isolation.check()
         self._link(client, from_type, to_type, list(pairs), out, self._policy.missing_resends)
         return out
 
     def _link(self, client: LinkApi, from_type: str, to_type: str, pairs: list[Pair], out: LinkOutcome,
-              resends_left: int) -> None:
+              resends_left: int, depth: int = 0, *, split: bool = False) -> None:
+        if split:
+            self.isolation.before_split("associate")
         run = _Run()
         try:
             answer = self._request("associate", lambda: client.associate(from_type, to_type, pairs), run)
         except BatchRejected as rejected:
             out.requests += run.requests
             if len(pairs) == 1:
-                out.failures[pairs[0]] = rejected.failures[0] if rejected.failures else unknown_failure(
+                out.failures[pairs[0]] = failure = rejected.failures[0] if rejected.failures else unknown_failure(
                     None, rejected.message, rejected.status)
+                if depth:
+                    self.isolation.isolated("associate", failure)
                 return
             middle = len(pairs) // 2
-            self._link(client, from_type, to_type, pairs[:middle], out, resends_left)
-            self._link(client, from_type, to_type, pairs[middle:], out, resends_left)
+            self._link(client, from_type, to_type, pairs[:middle], out, resends_left, depth + 1, split=True)
+            self._link(client, from_type, to_type, pairs[middle:], out, resends_left, depth + 1, split=True)
             return
         out.requests += run.requests
         out.made |= answer.made
+        if depth:
+            self.isolation.cleared("associate", len(answer.made))
         out.failures.update(answer.failures)
         rest = answer.missing
         if not rest:
             return
         if answer.unattributed and len(rest) > 1:
             middle = len(rest) // 2
-            self._link(client, from_type, to_type, rest[:middle], out, resends_left)
-            self._link(client, from_type, to_type, rest[middle:], out, resends_left)
+            self._link(client, from_type, to_type, rest[:middle], out, resends_left, depth + 1, split=True)
+            self._link(client, from_type, to_type, rest[middle:], out, resends_left, depth + 1, split=True)
         elif answer.unattributed:
             out.failures[rest[0]] = answer.unattributed[0]
+            if depth:
+                self.isolation.isolated("associate", answer.unattributed[0])
         elif resends_left > 0:
-            self._link(client, from_type, to_type, rest, out, resends_left - 1)
+            self._link(client, from_type, to_type, rest, out, resends_left - 1, depth)
         else:
             for pair in rest:
                 out.failures[pair] = unknown_failure(None, "HubSpot's answer never mentioned this association",
@@ -364,6 +451,7 @@ class Sender:
                 limiter.release(permit)  # refused (--daily-budget): never sent
                 raise
             run.requests += 1
+            self.isolation.sent()
             attempt += 1
             limiter.sent(permit)
             try:

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from bulkload.config import Tuning, default_job_dir
+from bulkload.errors import FIX_MARKER
 from bulkload.journal import Journal, lock_holder
 from bulkload.models import JobState
 from bulkload.portal import checks_ran
@@ -38,6 +39,13 @@ def resume_command(journal: Journal) -> str:
 def sent_anything(journal: Journal) -> bool:
     """Whether the job ever spent an upsert or landed a row (a properties read is not sending)."""
     return bool(journal.calls_by_kind().get("upsert") or journal.counts()["rows"]["upserted"])
+
+
+def fix_of(reason: str | None) -> str | None:
+    """The fix a pause reason carries after its cause (SystematicRejection's), if any."""
+    if not reason or FIX_MARKER not in reason:
+        return None
+    return reason.partition(FIX_MARKER)[2].strip() or None
 
 
 def effective_state(journal: Journal) -> tuple[str, str | None]:
@@ -79,6 +87,9 @@ def status_of(journal: Journal) -> dict[str, Any]:
         out["paused_reason"] = reason
         out["resume_after"] = job.resume_after
         out["resume_command"] = resume_command(journal)
+        fix = fix_of(reason)
+        if fix is not None:
+            out["fix"] = fix  # also inside paused_reason, after its cause
     if counts["rows"]["failed"] or counts["associations"]["failed"]:
         out["report_command"] = f"bulkload report {job.job_id}{job_dir_flag(journal.path.parent)}"
     # Which checks ran against the portal at the last run (a 403 leaves them to HubSpot).

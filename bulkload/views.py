@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from bulkload.errors import FIX_MARKER
 from bulkload.models import JobState
 from bulkload.reports import CategoryCard, render_summary
 
@@ -117,7 +118,11 @@ def render_status(st: dict[str, Any], cards: Sequence[CategoryCard], superseded:
                      + (f" · ETA {eta // 3600:d}h{eta % 3600 // 60:02d}m{eta % 60:02d}s" if eta is not None else ""))
     lines += ["", render_summary(cards, superseded)]
     if st["state"] == JobState.PAUSED.value:
-        lines += ["", f"  paused    {st.get('paused_reason') or ''}"]
+        reason = st.get("paused_reason") or ""
+        fix = st.get("fix")
+        lines += ["", f"  paused    {reason.partition(FIX_MARKER)[0] if fix else reason}"]
+        if fix:
+            lines.append(f"  fix       {fix}")
         if st.get("resume_after"):
             lines.append(f"  continue  after {st['resume_after']}")
         lines.append(f"  Resume with: {st['resume_command']}")

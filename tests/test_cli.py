@@ -126,7 +126,8 @@ def test_a_job_id_cannot_be_reused(sandbox: SandboxServer, tmp_path: Path) -> No
 LAYERS: list[set[str]] = [
     {"errors", "taxonomy", "models", "objects"},  # plain data and the error tree
     {"config"},
-    {"source", "mapping", "convert", "checks", "chunker", "scan", "budget", "hubspot", "sender"},  # the stages
+    {"source", "mapping", "convert", "checks", "chunker", "scan", "budget", "hubspot", "isolation",
+     "sender"},  # the stages
     {"journal", "portal", "associations", "stages", "replay", "corrections", "reports", "status",
      "notify"},  # around the journal
     {"pipeline", "dryrun"},  # the one run loop

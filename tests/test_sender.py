@@ -11,19 +11,29 @@ import json
 import math
 import random
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 
 import httpx
 import orjson
 import pytest
 
-from bulkload.errors import EXIT_RESUMABLE, ApiUnavailable, AuthError, Interrupted, QuotaExhausted
+from bulkload.errors import (
+    EXIT_RESUMABLE,
+    ApiUnavailable,
+    AuthError,
+    Interrupted,
+    QuotaExhausted,
+    SplitBudgetSpent,
+    SystematicRejection,
+)
 from bulkload.hubspot.client import HubSpotClient
-from bulkload.hubspot.exceptions import RequestRejected
+from bulkload.hubspot.exceptions import BatchRejected, RequestRejected
+from bulkload.hubspot.linking import AssociateAnswer, Pair, ReadAnswer
 from bulkload.hubspot.ratelimit import RateLimiter, RateLimitInfo
 from bulkload.hubspot.types import UpsertInput
-from bulkload.models import BatchOutcome
+from bulkload.isolation import IsolationLedger
+from bulkload.models import BatchOutcome, FailedRow
 from bulkload.sender import RetryPolicy, Sender, next_midnight_utc
 
 NOW = datetime(2024, 5, 1, 15, 30, tzinfo=UTC)
@@ -368,7 +378,7 @@ def test_auth_errors_stop_after_exactly_one_request(status: int) -> None:
 
 
 def test_the_daily_budget_hook_stops_before_sending() -> None:
-    fake = FakeHubSpot(bad={"call-001"})
+    fake = FakeHubSpot(bad={"call-001"}, mode="409")  # names no value: bisected
     with pytest.raises(QuotaExhausted):
         send(fake, make_inputs(10, bad={1}), hooks=Recorder(allow=2))
     assert fake.requests == 2
@@ -401,7 +411,8 @@ def test_bisection_lands_every_good_input_and_isolates_each_bad_one(
 ) -> None:
     inputs = make_inputs(100, bad=bad)
     fake = FakeHubSpot(bad={f"call-{i:03d}" for i in bad}, mode=mode)
-    outcome, _ = send(fake, inputs)
+    # Every input bad and none named: bisected to the end only when told to (split_share=1).
+    outcome, _ = send(fake, inputs, policy=RetryPolicy(split_share=1.0))
 
     assert_each_input_once(outcome, inputs)
     assert len(fake.records) == 100 - len(bad)  # every good input landed
@@ -552,3 +563,200 @@ def test_senders_share_one_client_and_limiter_across_threads() -> None:
             t.join(timeout=30)
     assert len(outcomes) == 8
     assert all(len(o.failures) == 1 and len(o.landed) == 99 for o in outcomes)
+
+
+# --- rejections that name the invalid value ------------------------------------------------
+
+
+def test_a_named_invalid_value_fails_its_carriers_and_resends_the_rest_whole() -> None:
+    # HubSpot's 400 names no input but says "DONE was not one of the allowed options".
+    inputs = make_inputs(100, bad={3, 41, 77})
+    fake = FakeHubSpot(bad={"call-003", "call-041", "call-077"})
+    outcome, _ = send(fake, inputs)
+    assert (outcome.requests, fake.batch_sizes) == (2, [100, 97])
+    assert_each_input_once(outcome, inputs)
+    assert [(f.trace_id, f.error_type, f.property_name, f.invalid_value, f.http_status)
+            for f in outcome.failures] == [
+        (f"row-{i}", "INVALID_ENUM_PROPERTY", "hs_call_status", "DONE", 400) for i in (3, 41, 77)]
+    assert outcome.failures[0].message.startswith("Property values were not valid: [")
+
+
+def test_each_distinct_invalid_value_costs_one_request() -> None:
+    inputs = make_inputs(100, bad={5, 60})
+    inputs[60]["properties"]["hs_call_status"] = "MISSED"
+    fake = FakeHubSpot(bad={"call-005", "call-060"})
+    outcome, _ = send(fake, inputs)
+    assert fake.batch_sizes == [100, 99, 98]
+    assert {(f.trace_id, f.invalid_value) for f in outcome.failures} == {("row-5", "DONE"), ("row-60", "MISSED")}
+
+
+def test_a_value_refused_once_fails_in_later_batches_without_being_sent() -> None:
+    later = make_inputs(10, bad={9})
+    for inp in later:
+        inp["id"] = inp["id"].replace("call-", "later-")
+    fake = FakeHubSpot(bad={"call-002", "later-009"})
+    clock = FakeClock()
+    sender, client = make_sender(fake, clock)
+    with client:
+        first = sender.send("calls", make_inputs(10, bad={2}))
+        second = sender.send("calls", later)
+    assert (first.requests, second.requests) == (2, 1)
+    assert fake.batch_sizes == [10, 9, 9]  # the second batch went without row 9
+    (failure,) = second.failures
+    assert (failure.trace_id, failure.error_type, failure.invalid_value, failure.origin) == (
+        "row-9", "INVALID_ENUM_PROPERTY", "DONE", "hubspot")
+    assert_each_input_once(second, later)
+
+
+def test_a_value_that_only_contains_the_named_one_is_bisected_not_failed_by_value() -> None:
+    # A multi-select value holding the named option is not "the value HubSpot named":
+    # only bisection may fail it (and only it).
+    inputs = make_inputs(8, bad={1})
+    inputs[1]["properties"]["hs_call_status"] = "DONE;COMPLETED"
+    fake = FakeHubSpot(bad={"call-001"})
+
+    def named_done(request: httpx.Request) -> httpx.Response:
+        return jsonr(400, {**fake._error({"properties": {"hs_call_status": "DONE"}}), "correlationId": "c"})
+
+    fake.script = [named_done]
+    outcome, _ = send(fake, inputs)
+    assert outcome.requests > 2 and len(outcome.landed) == 7
+    assert [f.trace_id for f in outcome.failures] == ["row-1"]
+
+
+@pytest.mark.parametrize(("message", "value", "named"), [
+    ("DONE was not one of the allowed options: [COMPLETED, BUSY]", "DONE", True),
+    ("tomorrow was not a valid long.", "tomorrow", True),
+    ("1521225089103 is at 18:31:29.103 UTC, not midnight!", "1521225089103", True),
+    ("Email address name@domain.x is invalid", "name@domain.x", True),
+    ("DONE was not one of the allowed options: [COMPLETED, BUSY]", "BUSY", False),  # an option, not the value
+    ("DONE was not one of the allowed options: [COMPLETED]", "DON", False),
+    ('Property "testproperty" does not exist', "testproperty", False),
+    ("A value for hs_call_body must be provided", "A", False),
+    ("DONE was not one of the allowed options", "", False),
+])
+def test_value_named_reads_only_hubspots_verdict_on_the_value(message: str, value: str, named: bool) -> None:
+    from bulkload.hubspot.responses import value_named
+
+    assert value_named(message, value) is named
+
+
+# --- the bound: a systematic cause, the split budget ----------------------------------------
+
+
+def test_a_cause_every_input_shares_stops_bisection_early() -> None:
+    # A 409 that names neither input nor value, for every input: bisecting to the end
+    # would cost 2n - 1 = 199 requests and fail 100 rows that are not at fault.
+    fake = FakeHubSpot(bad={f"call-{i:03d}" for i in range(100)}, mode="409")
+    with pytest.raises(SystematicRejection) as info:
+        send(fake, make_inputs(100, bad=set(range(100))))
+    e = info.value
+    assert e.exit_code == EXIT_RESUMABLE
+    assert fake.requests <= 25, fake.requests
+    assert (e.error_type, e.isolated) == ("CONFLICTING_UNIQUE_VALUE", 10)
+    assert "10 of the 10 rows it resolved failed with CONFLICTING_UNIQUE_VALUE" in e.cause
+    assert str(e) == f"{e.cause} Fix: {e.fix}"
+    assert fake.records == {}
+
+
+def test_the_evidence_accumulates_across_sender_threads_and_stops_them_all() -> None:
+    fake = FakeHubSpot(bad={f"call-{i:03d}" for i in range(100)}, mode="409")
+    clock = FakeClock()
+    sender, client = make_sender(fake, clock)
+    errors: list[BaseException] = []
+    outcomes: list[BatchOutcome] = []
+
+    def one(batch: list[UpsertInput]) -> None:
+        try:
+            outcomes.append(sender.send("calls", batch))
+        except BaseException as exc:
+            errors.append(exc)
+
+    with client:
+        threads = [threading.Thread(target=one, args=(make_inputs(100, bad=set(range(100))),))
+                   for _ in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=30)
+    assert outcomes == [] and len(errors) == 8
+    assert all(isinstance(e, SystematicRejection) for e in errors)
+    # One decision for the run: once made, no thread sends another split request.
+    assert sender.isolation.split_requests <= 8 * 2 * math.ceil(math.log2(100)), sender.isolation.split_requests
+    assert fake.requests == sender.isolation.requests <= 8 + sender.isolation.split_requests
+
+
+def test_bad_rows_that_are_a_minority_are_isolated_not_stopped_on() -> None:
+    # A tenth of each batch breaks one rule: the same cause every time, but bisection
+    # lands nine rows for each it isolates, so it is the rows, not the portal.
+    bad = set(range(0, 100, 10))
+    fake = FakeHubSpot(bad={f"call-{i:03d}" for i in bad}, mode="409")
+    outcome, _ = send(fake, make_inputs(100, bad=bad), policy=RetryPolicy(split_floor=10_000))
+    assert {f.trace_id for f in outcome.failures} == {f"row-{i}" for i in bad}
+    assert len(outcome.landed) == 90
+
+
+def test_the_split_budget_stops_isolation_and_leaves_the_batch_unrecorded() -> None:
+    bad = {3, 40, 81}
+    fake = FakeHubSpot(bad={f"call-{i:03d}" for i in bad}, mode="409")
+    with pytest.raises(SplitBudgetSpent) as info:
+        send(fake, make_inputs(100, bad=bad), policy=RetryPolicy(split_floor=12))
+    assert info.value.split_requests == 12
+    assert fake.requests == 1 + 12  # the batch, and the split requests the floor allows
+
+
+def test_a_small_job_still_isolates_a_few_bad_rows() -> None:
+    bad = {0, 99}
+    fake = FakeHubSpot(bad={f"call-{i:03d}" for i in bad}, mode="409")
+    outcome, _ = send(fake, make_inputs(100, bad=bad))  # the default floor: 50 split requests
+    assert {f.trace_id for f in outcome.failures} == {"row-0", "row-99"}
+    assert outcome.requests <= bisection_bound(100, 2)
+
+
+class RejectingLinks:
+    """Association batches, every one refused whole with a 400 that names no pair."""
+
+    def __init__(self) -> None:
+        self.requests = 0
+
+    def batch_read(self, object_type: str, id_property: str, values: Sequence[str]) -> ReadAnswer:
+        raise AssertionError("not used")
+
+    def associate(self, from_type: str, to_type: str, pairs: Sequence[Pair]) -> AssociateAnswer:
+        self.requests += 1
+        failure = FailedRow(error_type="INVALID_ASSOCIATION", message="Association permissions denied",
+                            origin="hubspot", http_status=400, hubspot_category="VALIDATION_ERROR")
+        raise BatchRejected(400, [failure], "Association permissions denied")
+
+
+def test_association_bisection_is_bounded_the_same_way() -> None:
+    # 2,000 pairs a request: bisected to the end, 3,999 requests.
+    links = RejectingLinks()
+    clock = FakeClock()
+    sender, client = make_sender(FakeHubSpot(), clock)
+    pairs = [(str(i), str(5000 + i)) for i in range(2000)]
+    with client, pytest.raises(SystematicRejection) as info:
+        sender.associate(links, "calls", "contacts", pairs)
+    assert info.value.error_type == "INVALID_ASSOCIATION"
+    assert "associations" in info.value.cause
+    assert links.requests <= 40, links.requests
+
+
+def test_the_ledger_counts_exactly_under_threads() -> None:
+    ledger = IsolationLedger(floor=10**9)
+    failure = FailedRow(error_type="INVALID_ASSOCIATION", message="x")
+
+    def work() -> None:
+        for _ in range(2000):
+            ledger.sent()
+            ledger.before_split("upsert")
+            ledger.cleared("upsert", 9)
+
+    threads = [threading.Thread(target=work) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert (ledger.requests, ledger.split_requests) == (16_000, 16_000)
+    ledger.isolated("upsert", failure)  # one cause among 144,000 landed: no stop
+    ledger.check()

@@ -30,11 +30,14 @@ __all__ = [
     "classify",
     "diagnose",
     "embedded_validations",
+    "fail_by_value",
     "failure_for_input",
     "failures_from_error_body",
     "failures_from_multi_status",
     "read_upsert_answer",
+    "refused_values",
     "unknown_failure",
+    "value_named",
 ]
 
 # Error types that describe the request, not any one input: every input of the batch
@@ -249,6 +252,83 @@ def with_input(failure: FailedRow, inp: UpsertInput) -> FailedRow:
                      for p in failure.problems)
     value = props.get(failure.property_name) if failure.property_name is not None else None
     return replace(failure, trace_id=trace_id_of(inp), invalid_value=value, problems=problems)
+
+
+# --- isolation by value: an answer that names no input but names a value -------------------
+
+# HubSpot's verdicts on a value begin with the value itself: "DONE was not one of the
+# allowed options: [...]", "tomorrow was not a valid long.", "12m30s was not a valid
+# number", "1521225089103 is at 18:31:29.103 UTC, not midnight!".
+_VERDICTS = (" was not ", " is at ", " is not ")
+_EMAIL_VERDICT = "Email address {} is invalid"
+
+Refused = dict[str, dict[str, FailedRow]]  # property -> invalid value -> its failure (no trace id)
+
+
+def value_named(message: str, value: str) -> bool:
+    """Whether HubSpot's `message` says that `value` itself is invalid.
+
+    Tight on purpose: a row is failed on this reading alone, so the value must stand where
+    HubSpot's wordings put it (first, followed by the verdict), never merely occur in the
+    text (`A` occurs in "[A, B]", a property's name in 'Property "x" does not exist').
+    """
+    if not value.strip():
+        return False
+    if message.startswith(value):
+        return message[len(value):].startswith(_VERDICTS)
+    return message.startswith(_EMAIL_VERDICT.format(value))
+
+
+def _statements(failure: FailedRow) -> list[tuple[str, str, str]]:
+    """(property, HubSpot's message about its value, errorType) of every problem the
+    failure lists, including each item of the JSON array embedded in its message."""
+    types = {p.property_name: p.error_type for p in failure.all_problems if p.property_name}
+    out = [(p.property_name, p.message, p.error_type) for p in failure.all_problems if p.property_name]
+    if "[" in failure.message:
+        for item in embedded_validations(failure.message):
+            name, text = _str(item.get("name")), _str(item.get("message"))
+            if name and text:
+                out.append((name, text, types.get(name, failure.error_type)))
+    return out
+
+
+def refused_values(failures: Sequence[FailedRow], inputs: Sequence[UpsertInput]) -> Refused:
+    """The values an answer that named no input says are invalid, where some of `inputs`
+    carry them: property -> value -> a failure of that one value (trace id None).
+
+    Same property, same value, same verdict: every input carrying the value fails the way
+    HubSpot said, so it is isolated by its value without a request of its own. A message
+    that names no value (a validation rule, a conflict) gives nothing here.
+    """
+    refused: Refused = {}
+    for failure in failures:
+        statements = _statements(failure)
+        several = len({name for name, _, _ in statements}) > 1
+        for name, text, error_type in statements:
+            for inp in inputs:
+                value = inp["properties"].get(name)
+                if value is None or value in refused.get(name, {}) or not value_named(text, value):
+                    continue
+                refused.setdefault(name, {})[value] = replace(
+                    failure, error_type=error_type, property_name=name, invalid_value=value, problems=(),
+                    message=text if several else failure.message, trace_id=None)
+    return refused
+
+
+def fail_by_value(refused: Mapping[str, Mapping[str, FailedRow]], inputs: Sequence[UpsertInput]) -> dict[str, FailedRow]:
+    """The inputs that carry a refused value, by trace id, each failed with every refused
+    value it carries (and nothing else)."""
+    out: dict[str, FailedRow] = {}
+    for inp in inputs:
+        props = inp["properties"]
+        hits = [f for name, values in refused.items()
+                if (value := props.get(name)) is not None and (f := values.get(value)) is not None]
+        if not hits:
+            continue
+        first = hits[0]
+        problems = tuple(Problem(h.error_type, h.message, h.property_name, h.invalid_value) for h in hits)
+        out[trace_id_of(inp)] = replace(first, trace_id=trace_id_of(inp), problems=problems if len(hits) > 1 else ())
+    return out
 
 
 # --- attribution -----------------------------------------------------------------------

@@ -96,6 +96,33 @@ def test_strict_mode_fails_the_whole_batch_even_with_trace_ids(
         assert client.post(UPSERT, json=batch(call(1), call(2))).status_code == 200
 
 
+def test_strict_400_names_the_property_and_the_value_in_hubspots_words(
+    start_sandbox: Callable[..., SandboxServer],
+) -> None:
+    # HUBSPOT.md 1.5: "Property values were not valid: [...]" embeds a JSON array of
+    # {isValid, message, error, name, localizedErrorMessage, portalId}, whose message
+    # begins with the value; errors[] repeat the code and context.propertyName. The
+    # loader reads the value from it to fail every input carrying it (HUBSPOT.md 8).
+    sandbox = start_sandbox(mode="strict")
+    with client_for(sandbox) as client:
+        response = client.post(UPSERT, json=batch(call(1), call(2, hs_call_status="DONE")))
+    assert response.status_code == 400
+    body = response.json()
+    assert list(body) == ["status", "message", "correlationId", "errors", "category"]
+    assert (body["status"], body["category"]) == ("error", "VALIDATION_ERROR")
+    prefix = "Property values were not valid: "
+    assert body["message"].startswith(prefix)
+    (item,) = json.loads(body["message"].removeprefix(prefix))
+    assert list(item) == ["isValid", "message", "error", "name", "localizedErrorMessage", "portalId"]
+    assert (item["isValid"], item["error"], item["name"]) == (False, "INVALID_OPTION", "hs_call_status")
+    assert item["message"].startswith("DONE was not one of the allowed options: [")
+    assert item["localizedErrorMessage"] == item["message"]
+    assert body["errors"] == [
+        {"message": item["message"], "code": "INVALID_OPTION", "context": {"propertyName": ["hs_call_status"]}}
+    ]
+    assert "trace-call-2" not in response.text and "call-2" not in response.text  # names no input
+
+
 # --- unique-value conflicts: another record already holds a value of a unique property
 
 
