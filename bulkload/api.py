@@ -201,6 +201,12 @@ def resume(
         job = _job_or_hint(journal)
         with notifying(notifier, journal) as outcome:
             if job.state in FINISHED_STATES:
+                if journal.pending_pairs():
+                    # Every row is settled, but associations a stopped retry reopened are
+                    # not: they are made here, with no row sent again.
+                    result = _finish_associations(journal, job, conn, tuning, rt)
+                    outcome.exit_code = result.exit_code
+                    return result
                 counts = journal.counts()
                 outcome.exit_code = exit_code_of(counts)
                 return RunResult(job.job_id, job.state, outcome.exit_code, counts, journal.path)
@@ -214,6 +220,17 @@ def resume(
             result = run(journal, stage, config=config, conn=conn, tuning=in_force, choices=choices, rt=rt)
             outcome.exit_code = result.exit_code
             return result
+
+
+def _finish_associations(journal: Journal, job: Any, conn: Connection, tuning: TuningArg, rt: Runtime) -> RunResult:
+    config = JobConfig.from_dict(job.config)
+    column_map = resolve_columns(job.columns, config.id_property, config.columns, config.associations,
+                                 config.object_type)
+    # A replay of no rows: only the association step has work.
+    stage = ReplayStage(journal, config, column_map, list(job.columns), links=_links(journal, config),
+                        command="resume")
+    in_force, choices = merge_tuning(job.tuning, tuning_choices(tuning))
+    return run(journal, stage, config=config, conn=conn, tuning=in_force, choices=choices, rt=rt)
 
 
 def _job_or_hint(journal: Journal) -> Any:
@@ -265,7 +282,8 @@ def _retry(journal: Journal, job: Any, conn: Connection, error_types: Sequence[s
     # Failed associations are tried again (the contact may exist now), unless the retry
     # is limited to error types that are not about associations.
     reopened = journal.reopen_failed_pairs() if config.associations and _about_links(types) else 0
-    if selected or reopened or corrected_links:
+    # Pairs left pending (by a retry that was stopped) are finished by this one too.
+    if selected or reopened or corrected_links or journal.pending_pairs():
         in_force, choices = merge_tuning(job.tuning, tuning_choices(tuning))
         run(journal, stage, config=config, conn=conn, tuning=in_force, choices=choices, rt=rt)
     st = status_of(journal)

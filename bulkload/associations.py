@@ -46,7 +46,11 @@ def check_targets(targets: Sequence[Target], properties_of: Callable[[str], list
             read[target.object_type] = None if items is None else {str(p.get("name")): p for p in items}
         props = read[target.object_type]
         if props is None:
-            continue  # no schema scope: HubSpot's answers will say
+            # No schema scope: whether the property is unique cannot be known, and a
+            # non-unique one would fail every lookup after every call was written.
+            raise MappingError(f"--associate {target}: the token may not read the {target.object_type} schema, so "
+                               f"{target.property_name!r} cannot be checked to be a unique-value property; use "
+                               f"hs_object_id (or contacts.email), or grant the schema read scope")
         prop = props.get(target.property_name)
         if prop is None:
             raise MappingError(f"--associate {target}: {target.object_type} has no property "
@@ -82,19 +86,6 @@ class AssociationStep:
     id_property: str
     _looking: dict[int, set[str]] = field(default_factory=dict)
     _linking: dict[int, set[tuple[int, str]]] = field(default_factory=dict)
-
-    def catch_up(self) -> list[LinkResult]:
-        """Pairs whose values an earlier run already looked up: settled from the journal."""
-        out = []
-        for t, target in enumerate(self.targets):
-            if not target.needs_lookup:
-                continue
-            known = self.journal.known_lookups(t, target.object_type, target.property_name)
-            if known:
-                out.append(LinkResult("lookup", t, target.object_type, target.property_name,
-                                      found={v: r for v, r in known if r is not None},
-                                      not_found=[v for v, r in known if r is None]))
-        return out
 
     def tasks(self, *, final: bool, room: int) -> list[LinkTask]:
         """The requests worth sending now: full packs, or (when `final`) whatever is left."""

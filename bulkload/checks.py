@@ -46,7 +46,7 @@ _LAST_DAY_MS = 253_402_300_799_999  # 9999-12-31T23:59:59.999Z
 # Digits of any script (\p{Nd}): HubSpot parses numbers as Java does, which takes them.
 # Where HubSpot's answer is uncertain the check lets the value through: a value refused
 # here must be one HubSpot certainly refuses.
-_DECIMAL = r"^-?(?:\p{Nd}+(?:\.\p{Nd}*)?|\.\p{Nd}+)(?:[eE][+-]?\p{Nd}+)?$"
+_DECIMAL = r"^[+-]?(?:\p{Nd}+(?:\.\p{Nd}*)?|\.\p{Nd}+)(?:[eE][+-]?\p{Nd}+)?$"
 _DATE = r"^\d{4}-\d{2}-\d{2}$"
 _EPOCH_MS = r"^-?\d{1,15}$"
 _DIGITS = r"^\d{1,18}$"
@@ -54,7 +54,8 @@ _DIGITS = r"^\d{1,18}$"
 # of two letters or more (`name@domain.x` is refused, HUBSPOT.md 1.5).
 _ATOM = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
 _LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
-_EMAIL = rf"^{_ATOM}(?:\.{_ATOM})*@(?:{_LABEL}\.)+[A-Za-z]{{2,63}}$"
+# The top-level domain: letters, or an internationalised one as DNS spells it (xn--p1ai).
+_EMAIL = rf"^{_ATOM}(?:\.{_ATOM})*@(?:{_LABEL}\.)+(?:[A-Za-z]{{2,63}}|xn--[A-Za-z0-9-]{{1,59}})$"
 _EMAIL_RE = re.compile(_EMAIL)
 
 
@@ -64,6 +65,11 @@ class Owners:
 
     ids: frozenset[str]
     by_email: Mapping[str, str] = field(default_factory=dict)  # lower-cased e-mail -> owner id
+    known: bool = True  # False: not asked (a dry run offline): owner values are not judged
+
+    @classmethod
+    def unknown(cls) -> Owners:
+        return cls(frozenset(), {}, known=False)
 
     @classmethod
     def from_api(cls, results: Iterable[Mapping[str, object]]) -> Owners:
@@ -141,11 +147,14 @@ def check_column(arr: pa.Array, info: PropertyInfo, owners: Owners | None = None
     elif info.type in ("enumeration", "bool"):
         options = info.options or (("true", "false") if info.type == "bool" else ())
         labels = info.labels if info.options else ()
+
         if options:  # no options: HubSpot's own list (externalOptions), unknown here
             if info.field_type == "checkbox" and info.type == "enumeration":
                 values = _multi(arr, present, info.name, options, labels, problems)
             else:
-                values = _single(arr, present, info.name, options, labels, problems)
+                # TRUE, False: a bool's value in another case counts as a label (HubSpot's own
+                # reading of them is unknown, "true" it certainly takes).
+                values = _single(arr, present, info.name, options, labels, problems, fold_values=info.type == "bool")
     elif info.type == "number":
         bad = pc.and_(present, pc.invert(pc.fill_null(pc.match_substring_regex(arr, _DECIMAL), False)))
         for i in _indices(bad):
@@ -180,10 +189,13 @@ def _key(arr: pa.Array) -> pa.Array:
     return pc.utf8_lower(pc.utf8_trim_whitespace(arr))
 
 
-def _label_table(options: tuple[str, ...], labels: tuple[str, ...]) -> tuple[dict[str, str], dict[str, list[str]]]:
-    """Label key -> the one option value it names; and the keys several options share."""
+def _label_table(options: tuple[str, ...], labels: tuple[str, ...], fold_values: bool = False
+                 ) -> tuple[dict[str, str], dict[str, list[str]]]:
+    """Label key -> the one option value it names; and the keys several options share.
+    `fold_values`: each value is a label of its own too (in any case)."""
     seen: dict[str, list[str]] = {}
-    for value, label in zip(options, labels, strict=True):
+    names = [*zip(options, labels, strict=True), *((v, v) for v in options if fold_values)]
+    for value, label in names:
         key = label.strip().lower()
         if key:
             seen.setdefault(key, []).append(value)
@@ -205,12 +217,12 @@ def _ambiguous(name: str, value: str, values: list[str]) -> Problem:
 
 
 def _single(arr: pa.Array, present: pa.Array, name: str, options: tuple[str, ...], labels: tuple[str, ...],
-            problems: dict[int, Problem]) -> pa.Array:
+            problems: dict[int, Problem], fold_values: bool = False) -> pa.Array:
     ok = pc.fill_null(pc.is_in(arr, value_set=pa.array(options, pa.string())), False)
     bad = pc.and_(present, pc.invert(ok))
     if not pc.any(bad).as_py():
         return arr
-    unique, shared = _label_table(options, labels)
+    unique, shared = _label_table(options, labels or ("",) * len(options), fold_values)
     keys = _key(arr)
     named = pc.take(pa.array(list(unique.values()), pa.string()),
                     pc.index_in(keys, value_set=pa.array(list(unique), pa.string())))
@@ -249,6 +261,10 @@ def _multi(arr: pa.Array, present: pa.Array, name: str, options: tuple[str, ...]
             if part in option_set:
                 mapped.append(part)
                 continue
+            if not part.strip():
+                problem = Problem(ErrorType.INVALID_ENUM_PROPERTY,
+                                  f"{value} has an empty option (a ';' with no option after it)", name, value)
+                break
             key = part.strip().lower()
             if key in unique:
                 mapped.append(unique[key])
@@ -326,6 +342,8 @@ def _emails(arr: pa.Array, present: pa.Array, name: str, problems: dict[int, Pro
 def _owners(arr: pa.Array, present: pa.Array, info: PropertyInfo, owners: Owners | None,
             problems: dict[int, Problem]) -> pa.Array:
     name = info.name
+    if owners is not None and not owners.known:
+        return arr
     digits = pc.fill_null(pc.match_substring_regex(arr, _DIGITS), False)
     if owners is None:
         # The owners could not be read: ids are HubSpot's to judge; an e-mail cannot be sent.

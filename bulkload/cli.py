@@ -30,7 +30,14 @@ from bulkload.config import (
     parse_column_overrides,
     resolve_connection,
 )
-from bulkload.errors import AuthError, BulkloadError, InputError, Interrupted, StopResumable
+from bulkload.errors import (
+    EXIT_RESUMABLE,
+    AuthError,
+    BulkloadError,
+    InputError,
+    Interrupted,
+    StopResumable,
+)
 from bulkload.pipeline import RunResult, Runtime, exit_code_of
 from bulkload.terminal import ShownProgress, graceful_signals
 
@@ -413,6 +420,8 @@ def retry(job_id: str, job_dir: Path | None, error_types: tuple[str, ...], corre
     if stats.associations_failed:
         click.echo(f"  see them: {st['report_command']} (category ASSOCIATIONS); create the missing records or "
                    f"correct the values, then: bulkload retry {job_id}{_dir_flag(Path(st['journal']))}")
+    if code == EXIT_RESUMABLE and st.get("resume_command"):
+        click.echo(f"  job: paused, {st['rows']['pending']:,} rows still pending; resume with: {st['resume_command']}")
     if st["rows"]["failed"]:
         click.echo(f"  job: {st['rows']['failed']:,} failed rows remain")
         click.echo(f"  see them: {st['report_command']}")

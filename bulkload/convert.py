@@ -31,6 +31,11 @@ DATETIME_TYPES = frozenset({"datetime"})
 EPOCH_SECONDS_BELOW = 10**11
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_FIRST_MS = -62_135_596_800_000  # 0001-01-01T00:00:00.000Z
+_LAST_MS = 253_402_300_799_999  # 9999-12-31T23:59:59.999Z
+_MAX_OFFSET = timedelta(hours=18)
+_BAD_OFFSET = (r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(?::\d{2}(?:[.,]\d+)?)?"
+               r"[+-](?:(?:19|2\d|[3-9]\d):?\d{2}|18:?(?:0[1-9]|[1-5]\d))$")
 # Already what HubSpot emits: sent through untouched.
 _CANONICAL = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,3})?Z$"
 _EPOCH_MS = r"^-?\d{1,15}$"
@@ -105,8 +110,30 @@ def _from_naive(text: pa.Array, tz: str | None) -> pa.Array:
         ts = pc.cast(iso, pa.timestamp("ns"))
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
         return pa.nulls(len(text), pa.string())
-    zoned = pc.assume_timezone(ts, timezone=tz or "UTC", ambiguous="earliest", nonexistent="earliest")
-    return _format_ms(pc.cast(zoned, pa.timestamp("ms", tz="UTC"), safe=False))
+    return _format_ms(localize(ts, tz))
+
+
+def localize(ts: pa.Array, tz: str | None) -> pa.Array:
+    """Naive wall-clock timestamps read in `tz`, as timestamp[ms, UTC].
+
+    As Python's zoneinfo reads them (fold=0): a time the clocks skipped (02:30 on a
+    spring-forward night) keeps its minutes at the offset before the change, a time that
+    happens twice (the autumn hour) is its first occurrence. Arrow's own options would
+    move a skipped time to the edge of the gap, so those few go through Python.
+    """
+    zone = tz or "UTC"
+    early = pc.assume_timezone(ts, timezone=zone, ambiguous="earliest", nonexistent="earliest")
+    late = pc.assume_timezone(ts, timezone=zone, ambiguous="earliest", nonexistent="latest")
+    out = pc.cast(early, pa.timestamp("ms", tz="UTC"), safe=False)
+    skipped = pc.fill_null(pc.not_equal(early, late), False)
+    if not pc.any(skipped).as_py():
+        return out
+    values = out.to_pylist()
+    walls = pc.cast(ts, pa.timestamp("us")).to_pylist()
+    zone_info = _zone(zone)
+    for i in pc.indices_nonzero(skipped).to_pylist():
+        values[i] = walls[i].replace(tzinfo=zone_info).astimezone(UTC)
+    return pa.array(values, pa.timestamp("ms", tz="UTC"))
 
 
 def datetimes(arr: pa.Array, tz: str | None = None) -> Datetimes:
@@ -119,11 +146,18 @@ def datetimes(arr: pa.Array, tz: str | None = None) -> Datetimes:
     is_canonical = pc.and_(_matches(text, _CANONICAL), real)
     is_epoch = _matches(text, _EPOCH_MS)
     seconds = pa.array([False] * len(text), pa.bool_())
+    # What no reader of HubSpot's takes: an offset beyond +/-18:00 (Java's limit), an epoch
+    # outside years 1-9999. Refused, never rewritten into something plausible.
+    refused = _matches(text, _BAD_OFFSET)
     if pc.any(is_epoch).as_py():
         as_int = pc.cast(pc.if_else(is_epoch, text, pa.scalar("0")), pa.int64())
         seconds = pc.and_(is_epoch, pc.less(pc.abs(as_int), EPOCH_SECONDS_BELOW))
-        is_epoch = pc.and_(is_epoch, pc.invert(seconds))
-    is_offset = pc.and_(pc.and_(_matches(text, _OFFSET), pc.invert(is_canonical)), real)
+        beyond = pc.and_(is_epoch, pc.or_(pc.greater(as_int, _LAST_MS), pc.less(as_int, _FIRST_MS)))
+        refused = pc.or_(refused, beyond)
+        is_epoch = pc.and_(is_epoch, pc.invert(pc.or_(seconds, beyond)))
+    is_canonical = pc.and_(is_canonical, pc.invert(refused))
+    is_offset = pc.and_(pc.and_(_matches(text, _OFFSET), pc.invert(is_canonical)),
+                        pc.and_(real, pc.invert(refused)))
     is_naive = pc.and_(_matches(text, _NAIVE), real)
     out = pc.if_else(is_canonical, text, pa.scalar(None, pa.string()))
     out = _where(out, is_epoch, lambda: _format_ms(
@@ -133,8 +167,9 @@ def datetimes(arr: pa.Array, tz: str | None = None) -> Datetimes:
         format="%Y-%m-%dT%H:%M:%S%z", unit="ms", error_is_null=True)))
     out = _where(out, is_naive, lambda: _from_naive(pc.filter(text, is_naive), tz))
     naive = pc.and_(is_naive, pc.is_valid(out))
-    leftover = pc.and_(pc.and_(pc.is_null(out), present), pc.invert(seconds))
-    bad = seconds
+    refused = pc.or_(refused, seconds)
+    leftover = pc.and_(pc.and_(pc.is_null(out), present), pc.invert(refused))
+    bad = refused
     if pc.any(leftover).as_py():
         # Shapes no kernel read (fractions with an offset, week dates, ...): Python's parser.
         values = out.to_pylist()
@@ -188,6 +223,9 @@ def _python_datetime(text: str, tz: str | None) -> tuple[str, bool] | None:
         dt = datetime.fromisoformat(s)
     except ValueError:
         return None
+    offset = dt.utcoffset()
+    if offset is not None and abs(offset) > _MAX_OFFSET:
+        return None
     try:
         return format_utc(dt, tz), dt.tzinfo is None
     except (ValueError, OverflowError):
@@ -207,18 +245,25 @@ def typed_to_strings(arr: pa.Array, prop_type: str, tz: str | None = None) -> tu
         naive = 0
         if t.tz is None:
             naive = len(arr) - arr.null_count
-            arr = pc.assume_timezone(arr, timezone=tz or "UTC", ambiguous="earliest", nonexistent="earliest")
+            arr = localize(arr, tz)
         ms = pc.cast(arr, pa.timestamp("ms", tz="UTC"), safe=False)
         # Arrow prints "2024-05-01 10:00:00.000Z"; HubSpot wants the "T".
         return pc.replace_substring(pc.cast(ms, pa.string()), " ", "T", max_replacements=1), naive
     if pa.types.is_date(t):
         as_text = pc.cast(arr, pa.string())
         if prop_type in DATETIME_TYPES:
-            return pc.binary_join_element_wise(as_text, pa.scalar("T00:00:00.000Z"), ""), 0
+            # A date is midnight where the job's zone says, as the same date in a CSV is.
+            midnight = localize(pc.cast(pc.cast(arr, pa.date32()), pa.timestamp("ms")), tz)
+            return _format_ms(midnight), len(arr) - arr.null_count
         return as_text, 0
-    if pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_boolean(t) or pa.types.is_decimal(t):
-        # Arrow prints integral floats without ".0" (120000.0 -> "120000") and booleans as
-        # "true"/"false", as HubSpot wants.
+    if pa.types.is_floating(t):
+        # An integral float is an integer written by a tool that had a gap in the column
+        # (pandas): sent as one. Arrow would print 1.7145576e+12 from 10^10 on.
+        whole = pc.and_(pc.equal(pc.floor(arr), arr), pc.less_equal(pc.abs(arr), 2.0**53))
+        as_int = pc.cast(pc.if_else(whole, arr, pa.scalar(0.0, t)), pa.int64())
+        return pc.if_else(pc.fill_null(whole, False), pc.cast(as_int, pa.string()), pc.cast(arr, pa.string())), 0
+    if pa.types.is_integer(t) or pa.types.is_boolean(t) or pa.types.is_decimal(t):
+        # Arrow prints booleans as "true"/"false", as HubSpot wants.
         return pc.cast(arr, pa.string()), 0
     raise MappingError(f"column type {t} cannot be sent as a HubSpot property value")
 

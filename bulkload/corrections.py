@@ -25,10 +25,12 @@ from bulkload.reports.fields import (
     CATEGORY_COLUMN,
     ERROR_COLUMN_PREFIX,
     ERROR_COLUMN_SET,
+    INVALID_VALUE_COLUMN,
     RAW_KEY,
     ROW_NUMBER_COLUMN,
     SEVERITY_COLUMN,
     SEVERITY_WARNING,
+    SOURCE_COLUMN_COLUMN,
     restore_cell,
 )
 from bulkload.reports.files import PARQUET_META_COLUMNS, PARQUET_META_REPORT
@@ -45,6 +47,10 @@ class CorrectedRow:
     row_number: int | None  # the source row it corrects (bulkload_rowNumber), when the file says
     file_line: int  # where it is in the corrected file, for messages
     category: str | None = None  # the report's category of the row (bulkload_category), when the file says
+    # A failed association's line: the column of its target and the value that failed
+    # (bulkload_sourceColumn, bulkload_invalidValue).
+    source_column: str | None = None
+    invalid_value: str | None = None
 
     @property
     def is_association(self) -> bool:
@@ -94,6 +100,7 @@ def _open_csv(
     index = {h: i for i, h in enumerate(header)}
     severity_at, row_at = index.get(SEVERITY_COLUMN), index.get(ROW_NUMBER_COLUMN)
     category_at = index.get(CATEGORY_COLUMN)
+    column_at, invalid_at = index.get(SOURCE_COLUMN_COLUMN), index.get(INVALID_VALUE_COLUMN)
 
     def rows() -> Iterator[CorrectedRow]:
         with path.open(encoding="utf-8-sig", newline="") as f:
@@ -112,6 +119,8 @@ def _open_csv(
                         row_number=_int_or_none(_cell(cells, row_at)) if row_at is not None else None,
                         file_line=reader.line_num,
                         category=_cell(cells, category_at) if category_at is not None else None,
+                        source_column=_cell(cells, column_at) if column_at is not None else None,
+                        invalid_value=_cell(cells, invalid_at) if invalid_at is not None else None,
                     )
             except UnicodeDecodeError as e:
                 raise InputError(f"{path} is not UTF-8: save it as 'CSV UTF-8'") from e
@@ -135,7 +144,8 @@ def _open_parquet(
 
         def report_rows_() -> Iterator[CorrectedRow]:
             n = 0
-            for batch in pf.iter_batches(columns=["severity", "category", "sourceData"]):
+            for batch in pf.iter_batches(columns=["severity", "category", "sourceColumn", "invalidValue",
+                                                  "sourceData"]):
                 for entry in batch.to_pylist():
                     n += 1
                     if entry["severity"] == SEVERITY_WARNING and not include_warnings:
@@ -145,7 +155,7 @@ def _open_parquet(
                     if is_malformed(data, columns):
                         data = {}
                     yield CorrectedRow({c: data.get(c) for c in columns}, src.get("rowNumber"), n,
-                                       entry["category"])
+                                       entry["category"], entry["sourceColumn"], entry["invalidValue"])
 
         return columns, report_rows_()
     names = [n for n in pf.schema_arrow.names if not _is_error_column(n, keep)]

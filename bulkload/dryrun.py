@@ -113,7 +113,12 @@ def _schema(config: JobConfig, conn: Connection | None, sends: list[str], transp
                 check_targets(config.associations, lambda obj: read_properties(sender, client, obj))
         except MappingError:
             raise
-        except (ApiUnavailable, AuthError) as e:
+        except AuthError as e:
+            if e.status == 401:
+                raise  # the load would stop here too (exit 77): no offline answer stands for it
+            return offline, {"schema": offline.source, "owners": "not read",
+                             "note": _offline_note(offline, f"the portal refused to answer ({e})")}
+        except ApiUnavailable as e:
             return offline, {"schema": offline.source, "owners": "not read",
                              "note": _offline_note(offline, f"the portal could not be asked ({e})")}
         except BulkloadError as e:

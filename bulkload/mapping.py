@@ -69,7 +69,8 @@ class Schema:
         bulkload knows them (objects.py), else the fallback."""
         defaults = default_properties(object_type)
         if defaults is not None:
-            return cls.from_api_properties(defaults, object_type, source="defaults")
+            schema = cls.from_api_properties(defaults, object_type, source="defaults")
+            return cls(schema.properties, schema.source, Owners.unknown())  # an owner's e-mail may be anyone's
         return cls.fallback()
 
     def type_of(self, name: str) -> str:
@@ -258,6 +259,12 @@ def association_values(table: pa.RecordBatch | pa.Table, targets: Sequence[Targe
         text = pc.utf8_trim_whitespace(arr)
         if target.folds_case:
             text = pc.utf8_lower(text)
+        if target.property_name == "hs_object_id":
+            # A record id is a number: 0012 is record 12, as HubSpot's answers spell it.
+            digits = pc.fill_null(pc.match_substring_regex(text, r"^\d{1,18}$"), False)
+            if pc.any(digits).as_py():
+                as_int = pc.cast(pc.cast(pc.if_else(digits, text, pa.scalar("0")), pa.int64()), pa.string())
+                text = pc.if_else(digits, as_int, text)
         has_many = pc.fill_null(pc.match_substring(text, ";"), False)
         values = text.to_pylist()
         many = set(pc.indices_nonzero(has_many).to_pylist()) if pc.any(has_many).as_py() else set()
@@ -344,7 +351,8 @@ def row_data(table: pa.RecordBatch | pa.Table, index: int) -> dict[str, Any]:
     for name, col in zip(table.schema.names, table.columns, strict=True):
         v = col[index].as_py()
         if isinstance(v, datetime):
-            v = format_utc(v)
+            # A naive one stays naive (no Z): a retry reads it in the job's zone, as the load did.
+            v = format_utc(v) if v.tzinfo is not None else v.isoformat(timespec="milliseconds")
         elif v is not None and not isinstance(v, str | int | float | bool):
             v = str(v)
         out[name] = v

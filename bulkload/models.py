@@ -129,6 +129,7 @@ class Landed(NamedTuple):
     trace_id: str
     record_id: str
     created: bool
+    created_at: str | None = None  # the record's createdAt, as HubSpot's answer says it
 
 
 @dataclass(frozen=True, slots=True)

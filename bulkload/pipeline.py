@@ -33,6 +33,7 @@ from bulkload.associations import AssociationStep, LinkTask, check_targets
 from bulkload.budget import UsageMeter
 from bulkload.config import Connection, JobConfig, Tuning
 from bulkload.errors import (
+    EXIT_RESUMABLE,
     AuthError,
     BulkloadError,
     InputError,
@@ -227,7 +228,7 @@ def _send_all(stage: Stage, journal: Journal, run_no: int, batches: Iterator[Bat
     exhausted = False
     grace_deadline: float | None = None
     outcomes: list[BatchResult] = []
-    links: list[LinkResult] = step.catch_up() if step is not None else []
+    links: list[LinkResult] = []
     returned: list[LinkTask] = []  # back from a sender, their results not yet in the journal
     rows_done = 0
     try:
@@ -261,8 +262,6 @@ def _send_all(stage: Stage, journal: Journal, run_no: int, batches: Iterator[Bat
             turn_links, links = links, []
             _turn(stage, journal, run_no, turn, claims, closed, meter, rt.wall(), turn_links)
             if step is not None:
-                if turn_links:
-                    links.extend(step.catch_up())  # pairs of rows that landed with values known already
                 # Only now, with their results written, may their values and pairs be planned
                 # again: planned earlier, a value in a result not yet recorded is looked up twice.
                 for task in returned:
@@ -347,10 +346,14 @@ def resume_after_text(e: BaseException) -> str | None:
 
 
 def exit_code_of(counts: dict[str, Any]) -> int:
-    """Exit 1 ("finished with failed rows", or failed associations) or 0, computed once."""
+    """The exit code a job's counts earn, computed once: 75 while rows or associations
+    are pending (a retry of a paused job: resumable, not finished), else 1 with failed
+    rows or failed associations, else 0."""
     rows = counts["rows"]
     links = counts.get("associations") or {}
-    return 0 if rows["failed"] == 0 and rows["pending"] == 0 and not links.get("failed") else 1
+    if rows["pending"] or links.get("pending"):
+        return EXIT_RESUMABLE
+    return 1 if rows["failed"] or links.get("failed") else 0
 
 
 def run(journal: Journal, stage: Stage, *, config: JobConfig, conn: Connection, tuning: Tuning,

@@ -98,23 +98,27 @@ def read_corrections(path: Path, id_column: str, source_columns: Sequence[str]) 
     return out
 
 
-def link_corrections(rows: Sequence[CorrectedRow], targets: Sequence[Target]) -> dict[tuple[int, int], list[str]]:
-    """(row number, target) -> the values its corrected association cells name, read as a
-    load reads them (trimmed, e-mails lower-cased, `;` between several; empty: none)."""
-    present = [t for t in targets if any(t.column in r.values for r in rows)]
-    if not rows or not present:
+def link_corrections(rows: Sequence[CorrectedRow], targets: Sequence[Target]
+                     ) -> dict[tuple[int, int, str], list[str]]:
+    """(row number, target, the value that failed) -> the values its corrected cell names,
+    read as a load reads them (trimmed, e-mails lower-cased, `;` between several; an empty
+    cell: none, the association is dropped). Each line corrects its own failed pair only:
+    a line left out, or another target's cell, changes nothing."""
+    by_column = {t.column: i for i, t in enumerate(targets)}
+    lines = [r for r in rows if r.row_number is not None and r.source_column in by_column
+             and r.invalid_value is not None and r.source_column in r.values]
+    if not lines:
         return {}
-    table = pa.table({t.column: pa.array([_as_text(r.values.get(t.column)) for r in rows], pa.string())
-                      for t in present})
-    values = association_values(table, present)
-    out: dict[tuple[int, int], list[str]] = {}
-    for r, cells in zip(rows, values, strict=True):
-        assert r.row_number is not None
-        for t in present:
-            if t.column in r.values:
-                out.setdefault((r.row_number, targets.index(t)), [])
-        for i, value in cells:
-            out[(r.row_number, targets.index(present[i]))].append(value)
+    out: dict[tuple[int, int, str], list[str]] = {}
+    for t, target in enumerate(targets):
+        mine = [r for r in lines if by_column[str(r.source_column)] == t]
+        if not mine:
+            continue
+        table = pa.table({target.column: pa.array([_as_text(r.values.get(target.column)) for r in mine],
+                                                  pa.string())})
+        for r, cells in zip(mine, association_values(table, [target]), strict=True):
+            assert r.row_number is not None and r.invalid_value is not None
+            out.setdefault((r.row_number, t, r.invalid_value), []).extend(v for _, v in cells)
     return out
 
 
@@ -140,8 +144,8 @@ class ReplayStage:
     stats: RetryStats = field(default_factory=RetryStats)
     links: AssociationStep | None = None
     command: str = "retry"
-    # (row, target) -> values: failed associations the corrected file corrects.
-    link_fixes: dict[tuple[int, int], list[str]] = field(default_factory=dict)
+    # (row, target, failed value) -> values: failed associations the corrected file corrects.
+    link_fixes: dict[tuple[int, int, str], list[str]] = field(default_factory=dict)
     _rows: list[ReplayRow] = field(default_factory=list)
     _data: list[dict[str, Any]] = field(default_factory=list)
 

@@ -165,6 +165,27 @@ class _Run:
     status: int | None = None  # the first answer that was not transient: how HubSpot judged the batch
     # Answers that created records they could not tie to inputs: (their inputs, how many).
     unpaired: list[tuple[frozenset[str], int]] = field(default_factory=list)
+    # When a request of this batch that may have been applied went unanswered (a 5xx, a
+    # timeout): the records its resend calls "updated" may be ones it created.
+    unanswered_at: datetime | None = None
+
+
+# How far HubSpot's clock may be from ours when a record's createdAt is compared with the
+# time this job sent the request that may have created it.
+CLOCK_SKEW = timedelta(seconds=60)
+
+
+def _created_since(landed: Landed, since: datetime) -> bool:
+    """Whether the record was created after `since` (less the skew), by its createdAt."""
+    if not landed.created_at:
+        return False
+    try:
+        created = datetime.fromisoformat(landed.created_at.replace("Z", "+00:00"))
+    except ValueError:
+        return False
+    if created.tzinfo is None:
+        created = created.replace(tzinfo=UTC)
+    return created >= since - CLOCK_SKEW
 
 
 def next_midnight_utc(now: datetime) -> datetime:
@@ -260,6 +281,9 @@ class Sender:
             return
         run.status = run.status or response.http_status
         for landed in response.successes:
+            if not landed.created and run.unanswered_at is not None and _created_since(landed, run.unanswered_at):
+                # The unanswered request wrote it; this resend found it there ("updated").
+                landed = landed._replace(created=True)
             run.landed[landed.trace_id] = landed
         if depth:
             self.isolation.cleared("upsert", len(response.successes))
@@ -454,6 +478,7 @@ class Sender:
             self.isolation.sent()
             attempt += 1
             limiter.sent(permit)
+            sent_at = self._now()
             try:
                 answer = send()
             except RateLimited as exc:
@@ -476,6 +501,8 @@ class Sender:
             except TransientError as exc:
                 limiter.observe(permit, exc.rate)  # rate is None when no answer came
                 self._after(kind, exc.status, exc.rate)
+                if run.unanswered_at is None:
+                    run.unanswered_at = sent_at
                 delay = self._backoff(attempt)
                 if exc.status == 423:
                     delay = max(delay, policy.locked_wait)

@@ -114,8 +114,11 @@ def graceful_signals(stop: threading.Event, hint: str, reason: list[str] | None 
     grace period). Second: leave at once. The journal is consistent at every instant, so
     both are resumable. `reason` receives which signal it was, for the journal."""
 
+    received: list[int] = []  # the signals themselves: `stop` is also set when a run ends
+
     def handler(signum: int, frame: FrameType | None) -> None:
-        if stop.is_set():
+        received.append(signum)
+        if len(received) > 1:
             click.echo(f"\nInterrupted. Resume with: {hint}", err=True)
             os._exit(EXIT_RESUMABLE)
         if reason is not None:

@@ -546,5 +546,7 @@ def _match_results(
         if trace is None or trace in successes:
             unmatched.append((record_id, result.get("new") is True))
             continue
-        successes[trace] = Landed(trace, record_id, result.get("new") is True)
+        created_at = result.get("createdAt")
+        successes[trace] = Landed(trace, record_id, result.get("new") is True,
+                                  created_at if isinstance(created_at, str) else None)
     return successes, unmatched

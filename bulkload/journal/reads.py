@@ -381,13 +381,6 @@ class Reads:
         cur.close()
         return out
 
-    def known_lookups(self, target: int, object_type: str, property_name: str) -> list[tuple[str, str | None]]:
-        """Values of pending pairs of `target` already looked up (by an earlier run): (value, record id)."""
-        return [(v, rid) for v, rid in self.db.execute(
-            "SELECT DISTINCT p.value, l.record_id FROM pairs p JOIN lookups l ON l.object_type = ? AND l.property = ?"
-            " AND l.value = p.value WHERE p.state = 'pending' AND p.to_id IS NULL AND p.target = ?",
-            [object_type, property_name, target]).fetchall()]
-
     def rows_without_record_id(self, exclude: Sequence[str], limit: int) -> list[str]:
         """Id values of landed rows with pending pairs whose record id HubSpot did not say."""
         skip = set(exclude)

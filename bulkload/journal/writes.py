@@ -378,21 +378,54 @@ class Writes:
         )
         if plan.links:
             done = {int(x.trace_id) for x in landed}
-            targets = self._targets()
-            cur = self.db.conn.executemany(
-                "INSERT INTO pairs(row_number, target, value, state, to_id, updated_at) VALUES (?,?,?,'pending',?,?)"
-                " ON CONFLICT(row_number, target, value) DO NOTHING",
-                [(link.row_number, link.target, link.value,
-                  link.value if link.target < len(targets) and not targets[link.target] else None, at)
-                 for link in plan.links if link.row_number in done],
-            )
-            self._count_pairs(cur.rowcount)
+            self._add_pairs([link for link in plan.links if link.row_number in done], at)
 
-    def _targets(self) -> list[bool]:
-        """Per target of the job, whether its values need a lookup (not hs_object_id)."""
+    def _add_pairs(self, links: Sequence[Link], at: int) -> None:
+        """Pairs of rows that landed, to associate: an `hs_object_id` value is the record
+        id itself; a value this job looked up already is settled from what was found
+        (pending with its record id, or failed: no such record); the rest wait for a lookup."""
+        if not links:
+            return
+        targets = self._targets()
+        known: dict[tuple[int, str], str | None] = {}
+        for t, (needs_lookup, object_type, prop) in enumerate(targets):
+            values = sorted({link.value for link in links if link.target == t}) if needs_lookup else []
+            for start in range(0, len(values), 500):
+                part = values[start:start + 500]
+                marks = ",".join("?" * len(part))
+                for value, rid in self.db.conn.execute(
+                        f"SELECT value, record_id FROM lookups WHERE object_type = ? AND property = ? AND value IN ({marks})",
+                        [object_type, prop, *part]):
+                    known[(t, value)] = rid
+        rows: list[tuple[Any, ...]] = []
+        for link in links:
+            needs_lookup = targets[link.target][0] if link.target < len(targets) else True
+            if not needs_lookup:
+                rows.append((link.row_number, link.target, link.value, "pending", link.value, None, None, at))
+            elif (link.target, link.value) not in known:
+                rows.append((link.row_number, link.target, link.value, "pending", None, None, None, at))
+            elif (rid := known[(link.target, link.value)]) is not None:
+                rows.append((link.row_number, link.target, link.value, "pending", rid, None, None, at))
+            else:
+                _, object_type, prop = targets[link.target]
+                rows.append((link.row_number, link.target, link.value, "failed", None, "ASSOCIATED_RECORD_NOT_FOUND",
+                             f"no {object_type} record has {prop} = this value", at))
+        cur = self.db.conn.executemany(
+            "INSERT INTO pairs(row_number, target, value, state, to_id, error_type, message, updated_at)"
+            " VALUES (?,?,?,?,?,?,?,?) ON CONFLICT(row_number, target, value) DO NOTHING", rows)
+        self._count_pairs(cur.rowcount)
+
+    def _targets(self) -> list[tuple[bool, str, str]]:
+        """Per target of the job: whether its values need a lookup (not hs_object_id), and
+        the object and property looked up by."""
         row = self.db.execute("SELECT config FROM job WHERE id = 1").fetchone()
         names = json.loads(row[0]).get("associations") or [] if row else []
-        return [not str(a).endswith(".hs_object_id") for a in names]
+        out = []
+        for spec in names:
+            _, _, target = str(spec).partition("=")
+            object_type, _, prop = target.strip().rpartition(".")
+            out.append((prop != "hs_object_id", object_type, prop))
+        return out
 
     def _count_pairs(self, added: int) -> None:
         if added:
@@ -443,25 +476,25 @@ class Writes:
                 " ON CONFLICT(row_number, target, value) DO NOTHING", [tuple(link) for link in links])
             self._count_pairs(cur.rowcount)
 
-    def correct_pairs(self, fixes: Mapping[tuple[int, int], Sequence[str]]) -> int:
-        """`retry --from`: a corrected file's association cells replace the failed pairs of
-        their (row, target), as pending pairs of the values they name (none: the failed
-        pairs are dropped). Returns how many (row, target) it corrected."""
+    def correct_pairs(self, fixes: Mapping[tuple[int, int, str], Sequence[str]]) -> int:
+        """`retry --from`: each corrected line replaces its failed pair (row, target, the
+        value that failed) by pending pairs of the values its cell names (none: the pair is
+        dropped). Other pairs of the row, of any target, stay as they are. Returns how many
+        failed pairs it corrected."""
         at = _epoch()
+        corrected = 0
         with self.db.atomic():
             conn = self.db.conn
-            for (row, target), values in fixes.items():
-                dropped = conn.execute("DELETE FROM pairs WHERE row_number = ? AND target = ? AND state = 'failed'",
-                                       [row, target]).rowcount
-                # Only rows that landed have pairs; a value already made stays made.
-                added = conn.executemany(
-                    "INSERT INTO pairs(row_number, target, value, state, updated_at)"
-                    " SELECT ?, ?, ?, 'pending', ? WHERE EXISTS (SELECT 1 FROM landed WHERE row_number = ?)"
-                    " ON CONFLICT(row_number, target, value) DO NOTHING",
-                    [(row, target, v, at, row) for v in values]).rowcount
-                self._count_pairs(added - dropped)
+            for (row, target, old), values in fixes.items():
+                dropped = conn.execute("DELETE FROM pairs WHERE row_number = ? AND target = ? AND value = ?"
+                                       " AND state = 'failed'", [row, target, old]).rowcount
+                if not dropped:
+                    continue  # not a failed pair (any more): the line is stale
+                corrected += 1
+                self._count_pairs(-dropped)
+                self._add_pairs([Link(row, target, v) for v in values], at)
         self._checkpoint("correct_pairs")
-        return len(fixes)
+        return corrected
 
     def keep_portal(self, entries: Sequence[tuple[str, str, Any]]) -> None:
         """What the portal said this run: (what, state, body) with `what` e.g.

@@ -71,6 +71,8 @@ ERROR_COLUMN_SET = frozenset(ERROR_COLUMNS)
 SEVERITY_COLUMN = ERROR_COLUMN_PREFIX + "severity"
 ROW_NUMBER_COLUMN = ERROR_COLUMN_PREFIX + "rowNumber"
 CATEGORY_COLUMN = ERROR_COLUMN_PREFIX + "category"
+SOURCE_COLUMN_COLUMN = ERROR_COLUMN_PREFIX + "sourceColumn"
+INVALID_VALUE_COLUMN = ERROR_COLUMN_PREFIX + "invalidValue"
 
 # row_data of a row the CSV reader could not split into columns.
 RAW_KEY = "_raw"
