@@ -394,8 +394,8 @@ def run_reject(rows: int, bad_rate: float, distinct: bool, concurrency: int, che
     minimum = math.ceil(rows / 100)
     failed = int(load.status["rows"]["failed"])
     ratio = upserts / minimum
-    kind = ("distinct" if distinct else f"{values} repeated") + (", checked first" if checked else "")
-    return [Row(f"rejected batches, {bad_rate:.1%} bad ({kind} values)", rows, load.seconds, upserts,
+    kind = ("distinct" if distinct else f"{values} repeated") + " values" + (", checked first" if checked else "")
+    return [Row(f"rejected batches, {bad_rate:.1%} bad ({kind})", rows, load.seconds, upserts,
                 int(sum(c["rate_limited"].values())), ratio=ratio, target="<= 1.1 x minimum", met=ratio <= 1.1,
                 note=f"minimum {minimum}; floor {minimum + values} = batches + bad values "
                      f"({upserts / (minimum + values):.3f} x floor); {failed} of {bad} bad rows failed, "
