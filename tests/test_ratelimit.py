@@ -369,12 +369,16 @@ def test_try_acquire_says_how_long_to_wait() -> None:
 
 
 def test_another_process_on_the_token_shows_in_the_next_answer() -> None:
-    # Twenty of ours, one every 50 ms, each answered after 150 ms; then an answer
-    # counts 80 in the window: about 60 are someone else's, at once.
+    # A load a window old (one early request, alone), then twenty of ours, one every
+    # 50 ms, each answered after 150 ms; then an answer counts 80 in the window: about
+    # 60 are someone else's, at once.
     limiter, clock = stepped(190, margin=0.1)
+    early = limiter.acquire()
+    limiter.sent(early)
+    limiter.observe(early, RateLimitInfo(max=190, remaining=189, interval_ms=10_000))
     flights: list[tuple[Permit, float]] = []
     for n in range(20):
-        clock.now = n * 0.05
+        clock.now = 20.0 + n * 0.05
         permit = limiter.acquire()
         limiter.sent(permit)
         flights.append((permit, clock.now + 0.15))
@@ -437,6 +441,30 @@ def test_reordered_arrivals_never_pass_for_another_app() -> None:
     overtaken = sum(1 for (_, a), (_, b) in itertools.pairwise(sends) if b < a)
     assert overtaken > 500  # the reordering this is about happened, often
     assert max(seen) == 0.0
+
+
+def test_in_its_first_window_a_load_leaves_traffic_that_grows_the_pace_it_shows() -> None:
+    # Started at once, each load sees the other's requests only as they come. Left only
+    # what the other holds yet, the two would fill the window at twice the rate in its
+    # first half and then both wait out the far end of it: a dead spell, echoed by the
+    # windows after. Leaving it what it would hold at its pace (up to half), they share
+    # the window evenly from the first second.
+    result = simulate(Scenario(loads=2, concurrency=8, starts=(0.0, 0.0), warmup=0.0, duration=20.0))
+    arrivals = sorted(t for load in result.loads for t in load.arrivals)
+    per_second = [bisect.bisect_left(arrivals, t + 1) - bisect.bisect_left(arrivals, t) for t in range(20)]
+    assert sum(per_second[:5]) <= 0.6 * 190, per_second
+    assert min(per_second[1:20]) >= 10, per_second  # never a dead second
+    assert result.worst_window <= 190
+
+
+def test_a_load_joining_steady_traffic_is_not_timid() -> None:
+    # What the other app held at our first answer is steady, not growth.
+    limiter, clock = stepped(190, margin=0.1)
+    permit = limiter.acquire()
+    limiter.sent(permit)
+    clock.now = 0.15
+    limiter.observe(permit, RateLimitInfo(max=190, remaining=130, interval_ms=10_000))
+    assert 190 - 60 <= limiter.budget <= 190 - 58
 
 
 @pytest.mark.parametrize("starts", [(0.0, 0.0), (0.0, 60.0)], ids=["together", "second-late"])

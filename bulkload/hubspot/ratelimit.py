@@ -313,6 +313,8 @@ class RateLimiter:
         self._margins: deque[tuple[int, float]] = deque(maxlen=_SUSPECT_WINDOWS + 1)
         self._blocked_until = -math.inf
         self._tat = -math.inf  # when the next permit is due by the spacing alone
+        self._started_at: float | None = None  # the first own send
+        self._first_outside: float | None = None  # other traffic seen by the first answer
         self._granted: set[Permit] = set()  # not yet sent
         self._permits: deque[Permit] = deque()  # in grant order, until they are of no use
         # Own requests not known to be rejected: send times, answer times; and
@@ -436,7 +438,26 @@ class RateLimiter:
                 # While other traffic is seen, leave it the most it may hold;
                 # without a fresh answer to say how much, one request more.
                 outside = max(outside, float(min(fresh))) if fresh else outside + 1.0
+                outside = self._projected(outside, now)
         return max(1.0, self._max - outside)
+
+    def _projected(self, outside: float, now: float) -> float:
+        # In our first window, other traffic that grows is counted so far only for the
+        # time since we started, not at its pace: two loads started together would each
+        # leave the other the little it holds yet, fill the window at twice the rate and
+        # then both wait out its far end. So early on, leave what has grown since our
+        # first answer what it would hold over a whole window at its pace, up to half
+        # the window (a fair share; more would starve us for a burst). What was there
+        # before we started is steady traffic and is left as it is.
+        if self._started_at is None or self._first_outside is None:
+            return outside
+        w = self._server_window()
+        elapsed = now - self._started_at
+        if elapsed >= w:
+            return outside
+        grown = max(0.0, outside - self._first_outside)
+        pace = self._first_outside + grown * w / max(elapsed, w / self._max)
+        return max(outside, min(pace, self._max / 2))
 
     def _sharing(self, now: float) -> bool:
         return self._outside_now(now) >= _SEEN
@@ -530,6 +551,8 @@ class RateLimiter:
         permit._sent = max(at, permit._granted)
         permit._state = _State.SENT
         self._sends.add(permit._sent)
+        if self._started_at is None:
+            self._started_at = permit._sent
 
     def _learn_limits(self, rate: RateLimitInfo | None) -> None:
         if rate is None:
@@ -573,6 +596,8 @@ class RateLimiter:
                 self._outside = float(low_all)
             elif outside > high_all:
                 self._outside = float(max(0, high_all))
+        if self._first_outside is None:
+            self._first_outside = self._outside_now(now)
         if low_all >= 1:
             self._saw_outside(now)
         elif now - self._seen_outside_at > w:
