@@ -21,7 +21,7 @@ Modules, in the order data flows: `source` (read the file), `mapping` and `conve
 repeated ids, the file's hash), `chunker` (batches of up to 100), `hubspot` (the
 protocol), `sender` (a batch through retries and splits), `budget` (daily usage),
 `journal` (the SQLite journal), `stages` and `replay` (what a load or a retry sends),
-`pipeline` (the one run loop), `report`, `corrections`, `status` (what a job shows),
+`pipeline` (the one run loop), `reports`, `corrections`, `status` (what a job shows),
 `api` (the operations), `cli` (the command line); `sandbox` is a local HubSpot.
 """
 

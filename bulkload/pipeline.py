@@ -65,6 +65,7 @@ class Progress(Protocol):
     def start(self, total: int, done: int) -> None: ...
     def advance(self, rows: int, failed: int = 0) -> None: ...
     def note(self, wait: str | None = None, pace: str | None = None) -> None: ...
+    def pace(self, pace: str) -> None: ...
     def close(self) -> None: ...
 
 
@@ -76,6 +77,9 @@ class NoProgress:
         pass
 
     def note(self, wait: str | None = None, pace: str | None = None) -> None:
+        pass
+
+    def pace(self, pace: str) -> None:
         pass
 
     def close(self) -> None:
@@ -248,6 +252,7 @@ def _send_all(stage: Stage, journal: Journal, run_no: int, batches: Iterator[Bat
                     plan = next(batches, None)
                 except BulkloadError as e:  # a spent budget; the file changed under us
                     stop_error = e
+                    rt.progress.note("paused: daily budget spent" if isinstance(e, QuotaExhausted) else "stopping")
                     break
                 if plan is None:
                     exhausted = True
@@ -271,6 +276,7 @@ def _send_all(stage: Stage, journal: Journal, run_no: int, batches: Iterator[Bat
                 n = plan.n_rows if not plan.replay else len(plan.inputs) + len(plan.failures)
                 rows_done += n
                 rt.progress.advance(n, failed + len(plan.failures))
+            rt.progress.pace(sender.pace())
             items: list[Work] = [*claims, *tasks]
             for item in items:
                 senders.submit(item)

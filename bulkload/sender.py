@@ -55,7 +55,7 @@ from bulkload.errors import ApiUnavailable, AuthError, Interrupted, QuotaExhaust
 from bulkload.hubspot.client import Reply, UpsertResponse
 from bulkload.hubspot.exceptions import BatchRejected, RateLimited, RequestRejected, TransientError
 from bulkload.hubspot.linking import AssociateAnswer, Pair, ReadAnswer
-from bulkload.hubspot.ratelimit import RateLimiter, RateLimitInfo
+from bulkload.hubspot.ratelimit import Permit, RateLimiter, RateLimitInfo
 from bulkload.hubspot.responses import fail_by_value, refused_values, unknown_failure, with_input
 from bulkload.isolation import IsolationLedger
 from bulkload.models import BatchOutcome, FailedRow, Landed, UpsertInput, trace_id_of
@@ -468,7 +468,7 @@ class Sender:
         attempt = 0
         outage_started: float | None = None
         while True:
-            permit = limiter.acquire(self._stop)
+            permit = self._acquire()
             try:
                 self._hooks.before_request(kind)
             except BaseException:
@@ -545,6 +545,18 @@ class Sender:
             self._notice(f"backing off {delay:.0f} s after {_short(reason)}")
             self._pause(delay)
             self._notice(None)
+
+    def pace(self) -> str:
+        """Requests sent in the last window against the limit, for the progress display."""
+        limiter = self._limiter
+        return f"{limiter.sent_lately()}/{limiter.max_requests} per {limiter.interval:g} s"
+
+    def _acquire(self) -> Permit:
+        def waiting(seconds: float | None) -> None:
+            # Blocked after a 429, or the window is held by others: say so, or the bar freezes.
+            self._notice(None if seconds is None else f"waiting {seconds:.0f} s for the rate limit")
+
+        return self._limiter.acquire(self._stop, waiting=waiting)
 
     def _after(self, kind: str, status: int | None, rate: RateLimitInfo | None) -> None:
         self._hooks.after_response(kind, status, rate)

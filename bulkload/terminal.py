@@ -42,7 +42,7 @@ class ShownProgress:
         self.total = self.done = self.failed = 0
         self.started = 0.0
         self.wait: str | None = None
-        self.pace: str | None = None
+        self.shown_pace: str | None = None
         self._next_log = 0.0
         self._lock = threading.Lock()
 
@@ -73,11 +73,20 @@ class ShownProgress:
         with self._lock:
             self.wait = wait
             if pace is not None:
-                self.pace = pace
+                self.shown_pace = pace
             if self.bar is not None:
                 self._refresh()
             elif self.enabled and wait and self.clock() >= self._next_log:
                 self._log()
+
+    def pace(self, pace: str) -> None:
+        """The pace the run holds to, e.g. "183/190 per 10 s" (requests in the last window)."""
+        with self._lock:
+            if pace == self.shown_pace:
+                return
+            self.shown_pace = pace
+            if self.bar is not None:
+                self._refresh()
 
     def close(self) -> None:
         with self._lock:
@@ -97,7 +106,7 @@ class ShownProgress:
     def _refresh(self) -> None:
         assert self.bar is not None
         self.bar.set_description(f"{self.desc} ({self.wait})" if self.wait else self.desc, refresh=False)
-        self.bar.set_postfix_str(self._counts() + (f" · limit {self.pace}" if self.pace else ""), refresh=True)
+        self.bar.set_postfix_str(self._counts() + (f" · limit {self.shown_pace}" if self.shown_pace else ""), refresh=True)
 
     def _log(self) -> None:
         elapsed = max(1e-9, self.clock() - self.started)

@@ -299,6 +299,20 @@ def test_blocks_every_caller_after_a_429() -> None:
     assert clock.now >= 7.0
 
 
+def test_a_long_wait_is_told_and_its_end_too_the_pacing_gaps_are_not() -> None:
+    limiter, clock = stepped()
+    heard: list[float | None] = []
+    for _ in range(5):
+        limiter.sent(limiter.acquire(waiting=heard.append))
+    assert heard == []  # the spacing's gaps of a tenth of a second say nothing
+    limiter.on_rate_limited(None, 4.0)
+    limiter.sent(limiter.acquire(waiting=heard.append))
+    assert heard == [pytest.approx(4.0), None]
+    assert limiter.sent_lately() == 6  # the pace shown: own requests in the last window
+    clock.now += 10.5
+    assert limiter.sent_lately() == 0
+
+
 def test_a_429_without_retry_after_waits_for_the_window_and_slows_down() -> None:
     limiter, _ = stepped()
     first = limiter.acquire()
@@ -512,9 +526,10 @@ class SpyLimiter(RateLimiter):
         super().__init__(190, 10.0, clock=clock.clock, sleep=clock.sleep)
         self.calls: list[str] = []
 
-    def acquire(self, cancel: threading.Event | None = None) -> Permit:
+    def acquire(self, cancel: threading.Event | None = None,
+                waiting: Callable[[float | None], None] | None = None) -> Permit:
         self.calls.append("acquire")
-        return super().acquire(cancel)
+        return super().acquire(cancel, waiting)
 
     def sent(self, permit: Permit, at: float | None = None) -> None:
         self.calls.append("sent")

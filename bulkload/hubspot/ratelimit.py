@@ -100,6 +100,8 @@ DEFAULT_INTERVAL = 10.0
 # covered +-50 ms of jitter with room to spare.
 DEFAULT_MARGIN = 0.15
 
+# A wait this long or longer is told to acquire()'s `waiting` (for a progress display).
+_SHOWN_WAIT = 1.0
 # Sleeping is chunked so a stop request is noticed within this many seconds.
 _CANCEL_POLL = 0.25
 # How many answers' ranges of other traffic are intersected. Each is about
@@ -350,6 +352,12 @@ class RateLimiter:
         with self._lock:
             return self._outside_now(self._clock())
 
+    def sent_lately(self) -> int:
+        """Own requests sent in the last interval: the pace, for a person to see."""
+        with self._lock:
+            now = self._clock()
+            return self._sends.between(now - self._interval, now) + len(self._granted)
+
     @property
     def budget(self) -> int:
         """Own requests allowed in one (interval + margin)."""
@@ -358,18 +366,32 @@ class RateLimiter:
 
     # --- granting permits -------------------------------------------------------------
 
-    def acquire(self, cancel: threading.Event | None = None) -> Permit:
+    def acquire(
+        self,
+        cancel: threading.Event | None = None,
+        waiting: Callable[[float | None], None] | None = None,
+    ) -> Permit:
         """Block until a request may be sent; return its permit.
 
-        Raises bulkload.errors.Interrupted once `cancel` is set while waiting.
+        Raises bulkload.errors.Interrupted once `cancel` is set while waiting. `waiting`
+        hears of a wait of a second or more (its length) and of its end (None): the
+        pacing's own gaps are shorter, a block after a 429 longer.
         """
-        while True:
-            if cancel is not None and cancel.is_set():
-                raise Interrupted("stopped while waiting for the rate limit")
-            got = self.try_acquire()
-            if isinstance(got, Permit):
-                return got
-            self._sleep(min(got, _CANCEL_POLL) if cancel is not None else got)
+        shown = False
+        try:
+            while True:
+                if cancel is not None and cancel.is_set():
+                    raise Interrupted("stopped while waiting for the rate limit")
+                got = self.try_acquire()
+                if isinstance(got, Permit):
+                    return got
+                if waiting is not None and not shown and got >= _SHOWN_WAIT:
+                    waiting(got)
+                    shown = True
+                self._sleep(min(got, _CANCEL_POLL) if cancel is not None else got)
+        finally:
+            if shown and waiting is not None:
+                waiting(None)
 
     def try_acquire(self) -> Permit | float:
         """A permit if a request may be sent now, else the seconds to wait before asking again."""
