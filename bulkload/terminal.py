@@ -10,7 +10,6 @@ says the same, so a long job in a log is not silent. `--no-progress` shows nothi
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import sys
 import threading
@@ -53,9 +52,13 @@ class ShownProgress:
         self._next_log = self.started + LOG_EVERY_SECONDS
         if self.tty:
             # A terminal that reports 0 columns (some CI runners, odd TERMs) would get no bar.
-            cols = shutil.get_terminal_size((80, 24)).columns or 80
-            self.bar = tqdm(total=total, initial=done, unit="row", unit_scale=True, desc=self.desc, ncols=cols,
-                            file=self.stream, smoothing=0.1, dynamic_ncols=cols > 0)
+            # tqdm's dynamic width asks the terminal again at each draw, and would draw nothing
+            # where it reports 0 columns (a pty nobody sized: CI runners, `script`): fixed then.
+            # Its rows too: at 0 rows (tqdm reads -1) it draws no bar at position 0.
+            cols, rows = _size(self.stream)
+            self.bar = tqdm(total=total, initial=done, unit="row", unit_scale=True, desc=self.desc,
+                            ncols=cols or 80, nrows=rows or 24, file=self.stream, smoothing=0.1,
+                            dynamic_ncols=cols > 0 and rows > 0)
             self._refresh()
 
     def advance(self, rows: int, failed: int = 0) -> None:
@@ -115,6 +118,24 @@ class ShownProgress:
         print(f"{self.desc}: {self.done:,} of {self.total:,} rows{share} · {self._counts()} · "
               f"{self.done / elapsed:,.0f} rows/s{wait}", file=self.stream, flush=True)
         self._next_log = self.clock() + LOG_EVERY_SECONDS
+
+
+def _size(stream: IO[str]) -> tuple[int, int]:
+    """The terminal's (columns, rows) as it reports them, $COLUMNS and $LINES first (as
+    shutil reads them); 0 where it reports none."""
+    try:
+        size = os.get_terminal_size(stream.fileno())
+        cols, rows = size.columns, size.lines
+    except (AttributeError, OSError, ValueError):
+        cols = rows = 0
+    return _env_int("COLUMNS") or max(0, cols), _env_int("LINES") or max(0, rows)
+
+
+def _env_int(name: str) -> int:
+    try:
+        return max(0, int(os.environ.get(name, "0")))
+    except ValueError:
+        return 0
 
 
 @contextmanager

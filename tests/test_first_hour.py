@@ -241,19 +241,55 @@ def test_progress_off_a_terminal_is_a_line_every_half_minute() -> None:
     assert out.getvalue().splitlines()[-1] == "load: 300 of 1,000 rows (30.0 %) · 298 ok · 2 failed · 700 pending · 5 rows/s"
 
 
-def test_progress_on_a_terminal_shows_counts_pace_and_what_it_waits_for(monkeypatch: pytest.MonkeyPatch) -> None:
-    import shutil
+_ON_A_PTY = """
+from bulkload.terminal import ShownProgress
+p = ShownProgress("load")
+p.start(500, 100)
+p.note("backing off 8 s after HTTP 502", pace="190/10 s")
+p.advance(50, 5)
+p.close()
+"""
 
-    monkeypatch.setattr(shutil, "get_terminal_size", lambda fallback=(80, 24): os.terminal_size((0, 0)))
-    out = _Tty()
-    p = ShownProgress("load", stream=out)
-    p.start(500, 100)
-    p.note("backing off 8 s after HTTP 502", pace="190/10 s")
-    p.advance(50, 5)
-    p.close()
-    text = out.getvalue()
-    assert "load (backing off 8 s after HTTP 502)" in text  # drawn though the terminal says 0 columns
+
+def _drawn_on_a_pty(columns: str | None) -> str:
+    """What _ON_A_PTY draws on a real pty nobody sized (it reports 0 columns and rows, as
+    CI runners and `script` do), with $COLUMNS as given."""
+    import pty
+
+    leader, follower = pty.openpty()
+    env = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES")}
+    if columns is not None:
+        env["COLUMNS"] = columns
+    chunks = []
+    try:
+        assert os.get_terminal_size(follower).columns == 0
+        subprocess.run([sys.executable, "-c", _ON_A_PTY], stdin=subprocess.DEVNULL, stdout=follower,
+                       stderr=follower, env=env, timeout=60, check=True)
+        os.close(follower)
+        follower = -1
+        while True:
+            try:
+                chunk = os.read(leader, 65536)
+            except OSError:  # EIO: the follower side is closed and drained
+                break
+            if not chunk:
+                break
+            chunks.append(chunk)
+    finally:
+        os.close(leader)
+        if follower >= 0:
+            os.close(follower)
+    return b"".join(chunks).decode()
+
+
+def test_progress_on_a_terminal_shows_counts_pace_and_what_it_waits_for(monkeypatch: pytest.MonkeyPatch) -> None:
+    # tqdm alone draws nothing there (it reads -1 rows); drawn at 80 columns, the wait first.
+    assert "load (backing off 8 s after HTTP 502)" in _drawn_on_a_pty(None)
+    text = _drawn_on_a_pty("200")
+    assert "load (backing off 8 s after HTTP 502)" in text
     assert "145 ok · 5 failed · 350 pending · limit 190/10 s" in text
+    monkeypatch.setenv("COLUMNS", "200")
+    out = _Tty()
     p = ShownProgress("load", stream=out)
     p.start(500, 0)
     p.note("waiting 4 s for the rate limit")
