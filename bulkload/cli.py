@@ -21,6 +21,7 @@ from bulkload.config import (
     DEFAULT_API_VERSION,
     DEFAULT_CONCURRENCY,
     DEFAULT_MAX_ATTEMPTS,
+    DEFAULT_SPLIT_SHARE,
     DEFAULT_TIMEOUT,
     MAX_BATCH_SIZE,
     MAX_CONCURRENCY,
@@ -148,6 +149,10 @@ def tuning_options(f: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--max-attempts", type=click.IntRange(min=1), default=None,
                      help=f"Tries per request on transient failures before the job pauses (default "
                           f"{DEFAULT_MAX_ATTEMPTS})."),
+        click.option("--split-share", type=click.FloatRange(0.0, 1.0), default=None, metavar="SHARE",
+                     help=f"The share of a run's requests that may go to isolating the bad rows of batches "
+                          f"HubSpot rejects whole before the job pauses (default {DEFAULT_SPLIT_SHARE:g}; 1: "
+                          "isolate every row whatever it costs)."),
         click.option("--base-url", default=None, envvar="HUBSPOT_BASE_URL",
                      help="HubSpot API base URL (env HUBSPOT_BASE_URL; default https://api.hubapi.com). "
                           "Plain http:// only for loopback."),
@@ -255,7 +260,7 @@ def load(source: Path, id_property: str, object_type: str, api_version: str, job
          delimiter: str | None,
          timezone: str | None, batch_size: int, dry_run: bool, concurrency: int | None, rate: str | None,
          daily_budget: int | None,
-         timeout: float | None, max_attempts: int | None, base_url: str | None, token_file: Path | None,
+         timeout: float | None, max_attempts: int | None, split_share: float | None, base_url: str | None, token_file: Path | None,
          as_json: bool, no_progress: bool,
          notify: str | None = None) -> None:
     """Load SOURCE (CSV or Parquet) into HubSpot, upserting by --id-property.
@@ -270,7 +275,7 @@ def load(source: Path, id_property: str, object_type: str, api_version: str, job
                         map_file=map_file, columns=parse_column_overrides(columns), associate=associate,
                         source_format=source_format, delimiter=delimiter, timezone=timezone, batch_size=batch_size)
     choices = _choices(concurrency=concurrency, rate=rate, daily_budget=daily_budget, timeout=timeout,
-                       max_attempts=max_attempts)
+                       max_attempts=max_attempts, split_share=split_share)
     from bulkload.config import Tuning
 
     Tuning.from_choices(choices)  # bad values are refused before anything else
@@ -301,7 +306,7 @@ def load(source: Path, id_property: str, object_type: str, api_version: str, job
 @NOTIFY
 @tuning_options
 def resume(job_id: str, job_dir: Path | None, concurrency: int | None, rate: str | None,
-           daily_budget: int | None, timeout: float | None, max_attempts: int | None, base_url: str | None,
+           daily_budget: int | None, timeout: float | None, max_attempts: int | None, split_share: float | None, base_url: str | None,
            token_file: Path | None, as_json: bool, no_progress: bool,
            notify: str | None = None) -> None:
     """Continue JOB_ID where it stopped: finished batches are skipped, unrecorded ones re-sent.
@@ -311,7 +316,7 @@ def resume(job_id: str, job_dir: Path | None, concurrency: int | None, rate: str
     """
     _json_mode(as_json)
     choices = _choices(concurrency=concurrency, rate=rate, daily_budget=daily_budget, timeout=timeout,
-                       max_attempts=max_attempts)
+                       max_attempts=max_attempts, split_share=split_share)
     conn = resolve_connection(base_url, token_file)
     _run_job(lambda rt: api.resume(job_id, conn, job_dir=job_dir, tuning=choices, runtime=rt, notify=notify),
              _hint_for(job_id, job_dir), as_json, no_progress, "resume")
@@ -379,7 +384,7 @@ def jobs(job_dir: Path | None, all_dirs: bool, prune: bool, as_json: bool) -> No
 @tuning_options
 def retry(job_id: str, job_dir: Path | None, error_types: tuple[str, ...], corrected: Path | None,
           concurrency: int | None, rate: str | None, daily_budget: int | None, timeout: float | None,
-          max_attempts: int | None, base_url: str | None, token_file: Path | None, as_json: bool,
+          max_attempts: int | None, split_share: float | None, base_url: str | None, token_file: Path | None, as_json: bool,
           no_progress: bool,
           notify: str | None = None) -> None:
     """Re-send JOB_ID's failed rows in batches of up to 100.
@@ -392,7 +397,7 @@ def retry(job_id: str, job_dir: Path | None, error_types: tuple[str, ...], corre
     """
     _json_mode(as_json)
     choices = _choices(concurrency=concurrency, rate=rate, daily_budget=daily_budget, timeout=timeout,
-                       max_attempts=max_attempts)
+                       max_attempts=max_attempts, split_share=split_share)
     conn = resolve_connection(base_url, token_file)
     rt = _runtime(no_progress, "retry")
     with graceful_signals(rt.stop, _hint_for(job_id, job_dir), rt.stop_reason):

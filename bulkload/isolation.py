@@ -205,7 +205,7 @@ class IsolationLedger:
             f"({self.share:.0%}, at least {self.floor}){seen}. The {noun} not yet isolated are pending."
         )
         fix = ("Look at what failed so far (bulkload report), fix the cause in HubSpot or in the file, then resume; "
-               "to isolate every row whatever it costs, resume with split_share=1 "
+               "to isolate every row whatever it costs, resume with --split-share 1 "
                "(bulkload.resume(JOB_ID, split_share=1)).")
         return SplitBudgetSpent(cause_text, fix, error_type=error_type, property_name=name, isolated=n,
                                 split_requests=self.split_requests, requests=self.requests)

@@ -200,3 +200,20 @@ def test_a_paused_load_with_json_prints_the_status_too(tmp_path: Path) -> None:
     hint = f"bulkload resume p --job-dir {(tmp_path / 'j').resolve()}"
     assert status["resume_command"] == hint
     assert f"Resume with: {hint}" in res.stderr
+
+
+def test_the_split_share_is_a_flag_kept_with_the_job_and_checked(tmp_path: Path) -> None:
+    # The fix a split-budget pause prints names the flag: it must exist and be kept.
+    path = write_csv(tmp_path / "calls.csv", [good_row(i) for i in range(20)])
+    jobs = ["--job-dir", str(tmp_path / "j"), "--no-progress"]
+    with SandboxServer() as sb:
+        bad = run_cli(["load", str(path), "--id-property", "external_call_id", *jobs, "--split-share", "2"],
+                      env=cli_env(sb))
+        assert bad.exit_code == 2 and "--split-share" in bad.output and "Traceback" not in bad.output
+        res = run_cli(["load", str(path), "--id-property", "external_call_id", *jobs, "--job-id", "s",
+                       "--split-share", "1"], env=cli_env(sb))
+        assert res.exit_code == 0, res.output
+    status = json.loads(run_cli(["status", "s", "--job-dir", str(tmp_path / "j"), "--json"]).stdout)
+    assert status["tuning"]["split_share"] == 1.0
+    for command in ("resume", "retry"):
+        assert "--split-share SHARE" in run_cli([command, "--help"]).output
