@@ -60,7 +60,12 @@ Two loads on one token each see the other only through Remaining. Each leaves
 the other the upper end of its range, which is wider the more of its own
 requests are in flight, so the larger load leaves more room and the smaller
 one takes it: shares settle near even, and neither needs to know the other
-exists. While sharing, each paces with at least DEFAULT_MARGIN: a margin
+exists. In its first window a load cannot tell a newcomer's pace from what it
+holds so far (both started at once each see the other hold little): there, the
+traffic that grew since its first answer is left what it would hold over a whole
+window at the pace it shows, up to half the window, so two loads started together
+share from the first second instead of filling the window at twice the rate and
+then both waiting out its far end. While sharing, each paces with at least DEFAULT_MARGIN: a margin
 measured alone would let one load re-send sooner after its requests leave the
 window than a newcomer, and win it the places that free up.
 
