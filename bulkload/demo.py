@@ -36,17 +36,15 @@ def sample_file() -> Path:
 
 def program() -> str:
     """How to run bulkload again, as this process was run: `bulkload` when that is on the
-    PATH, else the path it was called by (`.venv/bin/bulkload`), else `python -m bulkload`."""
+    PATH, else the absolute path it was called by (`make demo` runs `.venv/bin/bulkload`:
+    printed relative, it would not run when pasted in another directory), else
+    `python -m bulkload`."""
     argv0 = sys.argv[0] if sys.argv else ""
     on_path = shutil.which("bulkload")
     if on_path and argv0 and os.path.realpath(on_path) == os.path.realpath(argv0):
         return "bulkload"
     if argv0 and Path(argv0).name == "bulkload" and Path(argv0).exists():
-        path = Path(argv0).resolve()
-        try:
-            return shlex.quote(os.path.relpath(path)) if path.is_relative_to(Path.cwd()) else shlex.quote(str(path))
-        except ValueError:
-            return shlex.quote(str(path))
+        return shlex.quote(str(Path(argv0).absolute()))
     if on_path:
         return "bulkload"
     return f"{shlex.quote(sys.executable)} -m bulkload"
