@@ -65,7 +65,7 @@ class Progress(Protocol):
     def start(self, total: int, done: int) -> None: ...
     def advance(self, rows: int, failed: int = 0) -> None: ...
     def note(self, wait: str | None = None, pace: str | None = None) -> None: ...
-    def pace(self, pace: str) -> None: ...
+    def pace(self, pace: Callable[[], str]) -> None: ...  # asked only where it is shown
     def close(self) -> None: ...
 
 
@@ -79,7 +79,7 @@ class NoProgress:
     def note(self, wait: str | None = None, pace: str | None = None) -> None:
         pass
 
-    def pace(self, pace: str) -> None:
+    def pace(self, pace: Callable[[], str]) -> None:
         pass
 
     def close(self) -> None:
@@ -276,7 +276,7 @@ def _send_all(stage: Stage, journal: Journal, run_no: int, batches: Iterator[Bat
                 n = plan.n_rows if not plan.replay else len(plan.inputs) + len(plan.failures)
                 rows_done += n
                 rt.progress.advance(n, failed + len(plan.failures))
-            rt.progress.pace(sender.pace())
+            rt.progress.pace(sender.pace)
             items: list[Work] = [*claims, *tasks]
             for item in items:
                 senders.submit(item)

@@ -82,13 +82,15 @@ class ShownProgress:
             elif self.enabled and wait and self.clock() >= self._next_log:
                 self._log()
 
-    def pace(self, pace: str) -> None:
-        """The pace the run holds to, e.g. "183/190 per 10 s" (requests in the last window)."""
+    def pace(self, pace: Callable[[], str]) -> None:
+        """The pace the run holds to, e.g. "183/190 per 10 s" (requests in the last window),
+        asked for only when a bar shows it."""
         with self._lock:
-            if pace == self.shown_pace:
+            if self.bar is None:
                 return
-            self.shown_pace = pace
-            if self.bar is not None:
+            text = pace()
+            if text != self.shown_pace:
+                self.shown_pace = text
                 self._refresh()
 
     def close(self) -> None:

@@ -297,7 +297,7 @@ def test_progress_on_a_terminal_shows_counts_pace_and_what_it_waits_for(monkeypa
     p = ShownProgress("load", stream=out)
     p.start(500, 0)
     p.note("waiting 4 s for the rate limit")
-    p.pace("183/190 per 10 s")  # the pace changes; the wait stays shown
+    p.pace(lambda: "183/190 per 10 s")  # the pace changes; the wait stays shown
     p.close()
     assert "load (waiting 4 s for the rate limit)" in out.getvalue()
     assert "0 ok · 0 failed · 500 pending · limit 183/190 per 10 s" in out.getvalue()
