@@ -81,7 +81,8 @@ class Timeline:
         return not self.bars
 
 
-def _epoch(iso: str | None) -> float | None:
+def epoch_of(iso: str | None) -> float | None:
+    """Unix seconds of an ISO-8601 time from the journal (naive taken as UTC); None if unreadable."""
     if not iso:
         return None
     try:
@@ -130,7 +131,7 @@ def _run_gaps(runs: Sequence[RunRow]) -> list[tuple[float, float]]:
     """(end of a run, start of the next): the job was paused or stopped in between."""
     out = []
     for prev, nxt in itertools.pairwise(runs):
-        end, start = _epoch(prev.finished_at), _epoch(nxt.started_at)
+        end, start = epoch_of(prev.finished_at), epoch_of(nxt.started_at)
         if end is not None and start is not None and start > end:
             out.append((end, start))
     return out

@@ -26,7 +26,7 @@ import orjson
 from bulkload.config import Tuning
 from bulkload.journal import BatchEvents, ErrorRow, Journal, NoticeRow, RunRow
 from bulkload.reports.cards import readable_message, summary
-from bulkload.reports.charts import Timeline, bar_share, build_timeline, duration_text
+from bulkload.reports.charts import Timeline, bar_share, build_timeline, duration_text, epoch_of
 from bulkload.reports.fields import RAW_KEY
 from bulkload.reports.rows import JobInfo, association_dict, job_info
 from bulkload.status import job_dir_flag, status_of
@@ -128,16 +128,6 @@ class HealthPage:
     html_command: str
     export_all_command: str
     job_dir_flag: str
-
-
-def _epoch(iso: str | None) -> float | None:
-    if not iso:
-        return None
-    try:
-        dt = datetime.fromisoformat(iso.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return (dt if dt.tzinfo else dt.replace(tzinfo=UTC)).timestamp()
 
 
 def _short(text: str | None, limit: int = VALUE_CHARS) -> str:
@@ -295,13 +285,13 @@ def _window(st: dict[str, Any], last_rate: dict[str, Any] | None) -> tuple[float
 
 
 def _duration(st: dict[str, Any]) -> tuple[str, str]:
-    start = _epoch(st.get("created_at"))
-    end = _epoch(st.get("finished_at"))
+    start = epoch_of(st.get("created_at"))
+    end = epoch_of(st.get("finished_at"))
     if start is None:
         return "-", ""
     if end is not None:
         return duration_text(end - start), ""
-    last = _epoch(st.get("updated_at")) or start
+    last = epoch_of(st.get("updated_at")) or start
     return duration_text(last - start), "so far (not finished)"
 
 
