@@ -12,7 +12,8 @@ from __future__ import annotations
 import re
 import secrets
 import sqlite3
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -36,7 +37,7 @@ from bulkload.journal import (
 from bulkload.journal.locate import default_dir_or
 from bulkload.mapping import ColumnMap, resolve_columns
 from bulkload.models import FINISHED_STATES
-from bulkload.notify import Notifier, exit_code_for, is_crash, notifying
+from bulkload.notify import Notifier, Outcome, exit_code_for, is_crash, notifying
 from bulkload.pipeline import RunResult, Runtime, exit_code_of, make_client, make_limiter, run
 from bulkload.replay import ReplayStage, RetryStats
 from bulkload.scan import SCAN_CHUNK_ROWS, scan_source
@@ -195,31 +196,40 @@ def resume(
     `notify`: a webhook URL POSTed once when the run ends (also when the job was finished
     already, or the resume is refused after the job was found, e.g. a changed source)."""
     rt = runtime or Runtime()
+    with _held(job_id, job_dir, "resume", rt, notify) as (journal, job, outcome):
+        if job.state in FINISHED_STATES:
+            if journal.pending_pairs():
+                # Every row is settled, but associations a stopped retry reopened are
+                # not: they are made here, with no row sent again.
+                result = _finish_associations(journal, job, conn, tuning, rt)
+                outcome.exit_code = result.exit_code
+                return result
+            counts = journal.counts()
+            outcome.exit_code = exit_code_of(counts)
+            return RunResult(job.job_id, job.state, outcome.exit_code, counts, journal.path)
+        source, config, fp = check_source(journal)
+        column_map = column_map_of(source, config)
+        if not job.scan_complete:
+            fp = _scan(journal, source, column_map)
+        in_force, choices = merge_tuning(job.tuning, tuning_choices(tuning))
+        stage = SourceStage("resume", journal, source, column_map, config, expect=fp,
+                            links=_links(journal, config))
+        result = run(journal, stage, config=config, conn=conn, tuning=in_force, choices=choices, rt=rt)
+        outcome.exit_code = result.exit_code
+        return result
+
+
+@contextmanager
+def _held(job_id: str, job_dir: Path | None, command: str, rt: Runtime,
+          notify: str | Notifier | None) -> Iterator[tuple[Journal, Any, Outcome]]:
+    """A known job, locked by this process, its journal open for writing, and the webhook
+    told how the command ended (set the yielded outcome's exit_code)."""
     notifier = Notifier.of(notify)
     path = find_journal(job_id, job_dir)
-    with job_lock(path, "resume"), Journal.open(path, writable=True, checkpoint=rt.checkpoint) as journal:
+    with job_lock(path, command), Journal.open(path, writable=True, checkpoint=rt.checkpoint) as journal:
         job = _job_or_hint(journal)
         with notifying(notifier, journal) as outcome:
-            if job.state in FINISHED_STATES:
-                if journal.pending_pairs():
-                    # Every row is settled, but associations a stopped retry reopened are
-                    # not: they are made here, with no row sent again.
-                    result = _finish_associations(journal, job, conn, tuning, rt)
-                    outcome.exit_code = result.exit_code
-                    return result
-                counts = journal.counts()
-                outcome.exit_code = exit_code_of(counts)
-                return RunResult(job.job_id, job.state, outcome.exit_code, counts, journal.path)
-            source, config, fp = check_source(journal)
-            column_map = column_map_of(source, config)
-            if not job.scan_complete:
-                fp = _scan(journal, source, column_map)
-            in_force, choices = merge_tuning(job.tuning, tuning_choices(tuning))
-            stage = SourceStage("resume", journal, source, column_map, config, expect=fp,
-                                links=_links(journal, config))
-            result = run(journal, stage, config=config, conn=conn, tuning=in_force, choices=choices, rt=rt)
-            outcome.exit_code = result.exit_code
-            return result
+            yield journal, job, outcome
 
 
 def _finish_associations(journal: Journal, job: Any, conn: Connection, tuning: TuningArg, rt: Runtime) -> RunResult:
@@ -258,14 +268,10 @@ def retry(
 
     `notify`: a webhook URL POSTed once when the retry ends."""
     rt = runtime or Runtime()
-    notifier = Notifier.of(notify)
-    path = find_journal(job_id, job_dir)
-    with job_lock(path, "retry"), Journal.open(path, writable=True, checkpoint=rt.checkpoint) as journal:
-        job = _job_or_hint(journal)
-        with notifying(notifier, journal) as outcome:
-            stats, st = _retry(journal, job, conn, error_types, corrected, tuning, rt)
-            outcome.exit_code = exit_code_of(st)
-            return stats, st
+    with _held(job_id, job_dir, "retry", rt, notify) as (journal, job, outcome):
+        stats, st = _retry(journal, job, conn, error_types, corrected, tuning, rt)
+        outcome.exit_code = exit_code_of(st)
+        return stats, st
 
 
 def _retry(journal: Journal, job: Any, conn: Connection, error_types: Sequence[str], corrected: Path | None,
