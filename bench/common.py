@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))  # a bench runs from bench/: the repo's sample_data/ is imported too
 OUT = ROOT / "bench" / "out"
 PYTHON = sys.executable
 TOKEN = "bench-token"

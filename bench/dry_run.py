@@ -23,13 +23,7 @@ from pathlib import Path
 
 from common import OUT, PYTHON, ROOT
 
-ERROR_TYPE_OF_KIND = {
-    "invalid_status": "INVALID_ENUM_PROPERTY",
-    "invalid_disposition": "INVALID_ENUM_PROPERTY",
-    "invalid_timestamp": "INVALID_TIMESTAMP",
-    "invalid_duration": "INVALID_NUMBER",
-    "missing_id": "MISSING_ID_VALUE",
-}
+from sample_data.generate import ERROR_TYPE_OF_KIND
 
 
 def bench_file(rows: int) -> tuple[Path, Path]:

@@ -124,6 +124,16 @@ _SPARSE_KINDS: tuple[BadKind, ...] = (
     "invalid_disposition",
     "invalid_duration",
 )
+# Each sparse kind -> the errorType a loader must report when such a row is the last row of
+# its id (an earlier row of a repeated id is superseded instead, bad or not). The tests'
+# oracle and bench/dry_run.py both judge a load by it.
+ERROR_TYPE_OF_KIND: dict[str, str] = {
+    "invalid_status": "INVALID_ENUM_PROPERTY",
+    "invalid_disposition": "INVALID_ENUM_PROPERTY",
+    "invalid_timestamp": "INVALID_TIMESTAMP",
+    "invalid_duration": "INVALID_NUMBER",
+    "missing_id": "MISSING_ID_VALUE",
+}
 
 # The documented bad rows of every file made with --bad (1-based data row numbers; rows
 # beyond --rows are left out). sample_data/README.md describes each one; keep both in step.

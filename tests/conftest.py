@@ -19,6 +19,7 @@ from click.testing import CliRunner, Result
 
 from bulkload.cli import cli
 from bulkload.sandbox import SandboxConfig, SandboxServer
+from sample_data.generate import ERROR_TYPE_OF_KIND
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE_CSV = ROOT / "sample_data" / "calls.csv"
@@ -121,15 +122,6 @@ def _no_real_hubspot(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.T
 
 GENERATOR = ROOT / "sample_data" / "generate.py"
 VOLATILE = frozenset({"hs_object_id", "hs_createdate", "hs_lastmodifieddate"})
-# generate.py's bad-row kinds -> the errorType the journal must hold when such a row is the
-# last row of its id (an earlier row of a repeated id is superseded instead, bad or not).
-ERROR_TYPE_OF_KIND = {
-    "invalid_status": "INVALID_ENUM_PROPERTY",
-    "invalid_disposition": "INVALID_ENUM_PROPERTY",
-    "invalid_timestamp": "INVALID_TIMESTAMP",
-    "invalid_duration": "INVALID_NUMBER",
-    "missing_id": "MISSING_ID_VALUE",
-}
 
 
 def generate_calls(out_dir: Path, rows: int, *, seed: int, bad_rate: float,
